@@ -1,0 +1,55 @@
+"""The exception tree of fairledger.
+
+    FairledgerError
+     ├── PolicyError            a policy file or a Slurm config cannot be turned into a policy
+     ├── UnknownAssociation     a (cluster, account, user) that the policy does not know
+     ├── ParseError             a source's input cannot be read at all (not one bad record)
+     ├── SourceUnavailable      a source could not be reached or exited badly
+     ├── StoreError             the DuckDB file cannot be opened, migrated or written
+     │    ├── StoreLocked       another process holds the file
+     │    └── MigrationError    an applied migration was edited, or a migration failed
+     ├── PeriodClosed           a change would alter a closed accounting period
+     └── AuthError              a token is missing, unknown or lacks the role
+
+Library errors are translated at the boundary with ``raise ... from``.
+"""
+
+
+class FairledgerError(Exception):
+    """Base of every error fairledger raises on purpose."""
+
+
+class PolicyError(FairledgerError):
+    """A policy (or the Slurm configuration it is imported from) is invalid."""
+
+
+class UnknownAssociation(FairledgerError):
+    """A (cluster, account, user) that the policy does not know."""
+
+
+class ParseError(FairledgerError):
+    """An input cannot be read at all, as opposed to one bad record in it."""
+
+
+class SourceUnavailable(FairledgerError):
+    """A source could not be reached or failed."""
+
+
+class StoreError(FairledgerError):
+    """The store cannot be opened, migrated or written."""
+
+
+class StoreLocked(StoreError):
+    """Another process holds the DuckDB file."""
+
+
+class MigrationError(StoreError):
+    """A migration failed or an applied migration was edited."""
+
+
+class PeriodClosed(FairledgerError):
+    """A change would alter a closed accounting period."""
+
+
+class AuthError(FairledgerError):
+    """A token is missing, unknown or lacks the role."""

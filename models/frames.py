@@ -1,0 +1,143 @@
+"""Column names and dtypes of every frame that crosses a module boundary.
+
+Times are UTC with microsecond precision and end in ``_at``; durations end in ``_s``;
+memory is in megabytes (``_mb``). A frame's schema here is the contract between the parts:
+parsers produce it, the store persists it, the models consume it.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+UTC_TIME = pl.Datetime("us", "UTC")
+
+# One TRES of a run: name as Slurm spells it in lower case ("cpu", "mem", "node", "billing",
+# "energy", "gres/gpu", "gres/gpu:a100", "license/foo"), count in the TRES's base unit
+# (memory in MB, energy in joules, everything else a count).
+TRES_ITEM = pl.Struct({"name": pl.String, "count": pl.Float64})
+
+RUNS: dict[str, pl.DataType] = {
+    "run_key": pl.String(),  # "<cluster>/<job_id_raw>/<submit epoch s>" (see ingest docs)
+    "scheduler": pl.String(),  # "slurm", ...
+    "cluster": pl.String(),
+    "job_id": pl.String(),  # as the scheduler shows it: "123", "123_7", "123_[1-3]", "123+1"
+    "job_id_raw": pl.String(),
+    "array_job_id": pl.Int64(),
+    "array_task_id": pl.String(),  # "7", or a pending range "[1-3,9]"
+    "het_job_id": pl.Int64(),
+    "het_offset": pl.Int32(),
+    "user": pl.String(),
+    "account": pl.String(),
+    "partition": pl.String(),
+    "qos": pl.String(),
+    "state": pl.String(),  # base state: "COMPLETED", "CANCELLED", ...
+    "state_by_uid": pl.Int64(),  # the uid of "CANCELLED by 1234"
+    "exit_code": pl.String(),
+    "submit_at": UTC_TIME,
+    "eligible_at": UTC_TIME,
+    "start_at": UTC_TIME,
+    "end_at": UTC_TIME,
+    "elapsed_s": pl.Int64(),
+    "timelimit_s": pl.Int64(),
+    "alloc_nodes": pl.Int32(),
+    "alloc_cpus": pl.Int32(),
+    "alloc_mem_mb": pl.Float64(),
+    "alloc_gpus": pl.Int32(),
+    "gpu_type": pl.String(),
+    "tres": pl.List(TRES_ITEM),  # all of AllocTRES
+    "billing": pl.Float64(),  # as the source reports it (sacct truncates to an integer)
+    "nodelist": pl.String(),  # as the source gives it, e.g. "cn[001-004]"
+    "nodes": pl.List(pl.String()),  # the node list expanded
+    "reservation": pl.String(),
+    "job_name": pl.String(),
+    "source": pl.String(),  # file path or source name
+    "source_line": pl.Int64(),  # line number in the source file (1-based), when there is one
+}
+
+STEPS: dict[str, pl.DataType] = {
+    "step_key": pl.String(),  # "<cluster>/<job_id_raw of the step>/<submit epoch s>"
+    "run_key": pl.String(),  # the run the step belongs to
+    "cluster": pl.String(),
+    "job_id": pl.String(),  # "123.batch", "123_7.0", "123+1.extern"
+    "step_id": pl.String(),  # "batch", "extern", "0", ...
+    "state": pl.String(),
+    "exit_code": pl.String(),
+    "start_at": UTC_TIME,
+    "end_at": UTC_TIME,
+    "elapsed_s": pl.Int64(),
+    "alloc_nodes": pl.Int32(),
+    "alloc_cpus": pl.Int32(),
+    "tres": pl.List(TRES_ITEM),
+    "nodelist": pl.String(),
+    "job_name": pl.String(),
+    "source": pl.String(),
+    "source_line": pl.Int64(),
+}
+
+# A record a parser refused, with where it came from and why.
+QUARANTINE: dict[str, pl.DataType] = {
+    "source": pl.String(),
+    "line_no": pl.Int64(),
+    "record_id": pl.String(),  # JobID when it could be read
+    "field": pl.String(),  # the offending field, or "" for a whole-line problem
+    "reason": pl.String(),
+    "raw": pl.String(),
+}
+
+# The association tree of one or more clusters: one row per association. A user association has
+# user != ""; its parent is the account it sits in. The root association has account "root",
+# user "" and parent_account null.
+ASSOCIATIONS: dict[str, pl.DataType] = {
+    "cluster": pl.String(),
+    "account": pl.String(),
+    "user": pl.String(),
+    "parent_account": pl.String(),
+    "shares": pl.Int64(),  # raw shares; null when shares_parent
+    "shares_parent": pl.Boolean(),  # Fairshare=parent
+    "lft": pl.Int64(),  # Slurm's association table order, when known
+}
+
+# Usage per (cluster, account, user) association as the fair-share models consume it.
+# user == "" is usage charged directly to the account (never by Slurm, possible by other sources).
+ASSOC_USAGE: dict[str, pl.DataType] = {
+    "cluster": pl.String(),
+    "account": pl.String(),
+    "user": pl.String(),
+    "raw_usage": pl.Float64(),  # decayed billing-seconds x usage factor
+}
+
+# What the fair-share models return, one row per association (accounts and users), in sshare's
+# row order. level_fs is +inf for zero usage; null for the root and in classic mode.
+FACTORS: dict[str, pl.DataType] = {
+    "cluster": pl.String(),
+    "account": pl.String(),
+    "user": pl.String(),
+    "parent_account": pl.String(),
+    "depth": pl.Int32(),  # root = 0
+    "raw_shares": pl.Int64(),  # null for Fairshare=parent
+    "shares_parent": pl.Boolean(),
+    "norm_shares": pl.Float64(),
+    "raw_usage": pl.Float64(),
+    "norm_usage": pl.Float64(),
+    "effective_usage": pl.Float64(),
+    "fairshare": pl.Float64(),  # the factor the scheduler uses, in [0, 1]
+    "level_fs": pl.Float64(),
+}
+
+
+def empty(schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    """Return an empty frame with the given schema."""
+    return pl.DataFrame(schema=schema)
+
+
+def conform(df: pl.DataFrame, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    """Return ``df`` with exactly the schema's columns, in order and cast to its dtypes.
+
+    Missing columns are added as nulls; extra columns are dropped.
+    """
+    return df.select(
+        [
+            (pl.col(name) if name in df.columns else pl.lit(None)).cast(dtype).alias(name)
+            for name, dtype in schema.items()
+        ]
+    )

@@ -1,0 +1,195 @@
+"""The policy file: a TOML document validated by pydantic.
+
+A policy says how usage is measured (billing weights, QOS usage factors, decay) and how it is
+turned into fair-share (algorithm, ties, the association tree with its shares). It is reviewed
+text; loading it records a version with its hash (see ``models.store``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal
+
+import polars as pl
+import tomli_w
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from models.errors import PolicyError
+from models.frames import ASSOCIATIONS
+
+MEM_UNITS_MB = {"K": 1 / 1024, "M": 1.0, "G": 1024.0, "T": 1024.0**2, "P": 1024.0**3}
+
+# TRES that count per node for PriorityFlags=MAX_TRES; the others (licenses, bb, fs, ...) are
+# global and are added on top of the maximum.
+NODE_TRES_PREFIXES = ("cpu", "mem", "node", "gres/", "energy", "vmem", "pages")
+
+ResetPeriod = Literal["NONE", "NOW", "DAILY", "WEEKLY", "MONTHLY", "QUARTERLY", "YEARLY"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def parse_billing_weights(text: str) -> dict[str, float]:
+    """Return Slurm ``TRESBillingWeights`` as {tres name (lower case): weight per base unit}.
+
+    Memory weights with a unit suffix (``Mem=0.25G``) are converted to a weight per MB, the unit
+    memory TRES are kept in. Raises PolicyError naming the bad item.
+    """
+    weights: dict[str, float] = {}
+    text = text.strip().strip('"')
+    if not text:
+        return weights
+    for item in text.split(","):
+        name, sep, value = item.strip().partition("=")
+        match = re.fullmatch(r"([0-9]*\.?[0-9]+(?:[eE][-+]?\d+)?)([KMGTP]?)", value.strip())
+        if not sep or not name or match is None:
+            raise PolicyError(f"TRESBillingWeights item {item!r}: expected NAME=NUMBER[KMGTP]")
+        number, unit = float(match.group(1)), match.group(2)
+        key = name.strip().lower()
+        if unit:
+            if key not in ("mem", "vmem"):
+                raise PolicyError(f"TRESBillingWeights item {item!r}: unit only allowed on Mem")
+            number = number / MEM_UNITS_MB[unit]
+        weights[key] = number
+    return weights
+
+
+class Partition(_Strict):
+    name: str
+    tres_billing_weights: str = ""  # Slurm syntax: "CPU=1.0,Mem=0.25G,GRES/gpu=2.0"
+    default: bool = False
+
+    @model_validator(mode="after")
+    def _weights_parse(self) -> Partition:
+        try:
+            parse_billing_weights(self.tres_billing_weights)
+        except PolicyError as exc:
+            raise ValueError(f"partition {self.name}: {exc}") from exc
+        return self
+
+    def billing_weights(self) -> dict[str, float]:
+        """Return the partition's weights per base unit (see ``parse_billing_weights``)."""
+        return parse_billing_weights(self.tres_billing_weights)
+
+
+class Cluster(_Strict):
+    name: str
+    partitions: list[Partition] = []
+    max_tres: bool = False  # PriorityFlags=MAX_TRES
+
+
+class Qos(_Strict):
+    name: str
+    usage_factor: float = Field(default=1.0, ge=0)
+
+
+class Decay(_Strict):
+    half_life_s: float = Field(default=7 * 86400, ge=0)  # 0 = no decay
+    model: Literal["exact", "slurm"] = "exact"
+    calc_period_s: int = Field(default=300, gt=0)  # PriorityCalcPeriod
+    usage_reset: ResetPeriod = "NONE"  # PriorityUsageResetPeriod
+
+
+class FairShare(_Strict):
+    algorithm: Literal["fair_tree", "classic"] = "fair_tree"
+    dampening: float = Field(default=1.0, gt=0)  # FairShareDampeningFactor (classic)
+    ties: Literal["slurm", "merge"] = "slurm"
+    tie_order: Literal["name", "lft"] = "name"
+    tolerance: float = Field(default=1e-9, ge=0)  # relative tolerance for LevelFS ties
+
+
+class Association(_Strict):
+    cluster: str
+    account: str
+    user: str = ""  # "" for an account association
+    parent: str | None = None  # parent account; None only for the root account
+    shares: Annotated[int, Field(ge=0)] | Literal["parent"] = 1
+    lft: int | None = None
+
+
+class Policy(_Strict):
+    clusters: list[Cluster]
+    qos: list[Qos] = []
+    decay: Decay = Decay()
+    fairshare: FairShare = FairShare()
+    associations: list[Association] = []
+
+    @model_validator(mode="after")
+    def _tree_is_consistent(self) -> Policy:
+        names = {c.name for c in self.clusters}
+        accounts = {(a.cluster, a.account) for a in self.associations if not a.user}
+        for a in self.associations:
+            where = f"association {a.cluster}/{a.account}/{a.user or '-'}"
+            if a.cluster not in names:
+                raise ValueError(f"{where}: unknown cluster {a.cluster!r}")
+            if a.user and (a.cluster, a.account) not in accounts:
+                raise ValueError(f"{where}: account {a.account!r} is not defined")
+            if not a.user and a.account != "root":
+                if a.parent is None:
+                    raise ValueError(f"{where}: an account other than root needs a parent")
+                if (a.cluster, a.parent) not in accounts:
+                    raise ValueError(f"{where}: parent {a.parent!r} is not defined")
+        return self
+
+    def cluster(self, name: str) -> Cluster:
+        """Return the named cluster or raise PolicyError."""
+        for c in self.clusters:
+            if c.name == name:
+                return c
+        raise PolicyError(f"unknown cluster {name!r}")
+
+    def association_frame(self) -> pl.DataFrame:
+        """Return the association tree as an ``ASSOCIATIONS`` frame.
+
+        User associations get their account as parent_account; accounts their parent.
+        """
+        rows = [
+            {
+                "cluster": a.cluster,
+                "account": a.account,
+                "user": a.user,
+                "parent_account": a.account if a.user else a.parent,
+                "shares": None if a.shares == "parent" else a.shares,
+                "shares_parent": a.shares == "parent",
+                "lft": a.lft,
+            }
+            for a in self.associations
+        ]
+        return pl.DataFrame(rows, schema=ASSOCIATIONS)
+
+    def to_toml(self) -> str:
+        """Return the policy as TOML text (what ``load_policy_text`` reads back)."""
+        return tomli_w.dumps(self.model_dump(mode="json", exclude_none=True))
+
+    def sha256(self) -> str:
+        """Return the hash of the policy's canonical TOML form."""
+        return hashlib.sha256(self.to_toml().encode()).hexdigest()
+
+
+def load_policy_text(text: str, *, origin: str = "<policy>") -> Policy:
+    """Return the validated policy in ``text``; PolicyError names the bad field."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise PolicyError(f"{origin}: not valid TOML: {exc}") from exc
+    try:
+        return Policy.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise PolicyError(f"{origin}: {problems}") from exc
+
+
+def load_policy(path: Path) -> Policy:
+    """Return the validated policy in the TOML file at ``path``."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PolicyError(f"cannot read policy {path}: {exc}") from exc
+    return load_policy_text(text, origin=str(path))
