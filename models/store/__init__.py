@@ -1,0 +1,28 @@
+"""The DuckDB store: the only package that imports duckdb."""
+
+from duckdb import DuckDBPyConnection as Connection
+
+from models.store.db import connect, migrate, open_store
+from models.store.policies import PolicyVersion, read_active_policy, write_policy
+from models.store.runs import (
+    BatchSummary,
+    has_batch_from,
+    read_quarantine,
+    read_runs,
+    write_batch,
+)
+
+__all__ = [
+    "BatchSummary",
+    "Connection",
+    "PolicyVersion",
+    "connect",
+    "has_batch_from",
+    "migrate",
+    "open_store",
+    "read_active_policy",
+    "read_quarantine",
+    "read_runs",
+    "write_batch",
+    "write_policy",
+]

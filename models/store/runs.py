@@ -1,0 +1,187 @@
+"""Writing ingest batches (runs, steps, quarantined records) and reading runs back.
+
+A batch lands in one transaction: its runs and steps are upserted by key, its quarantined
+records and its summary row are written, or nothing is. A record whose content hash equals the
+stored one changes nothing; one that differs replaces the stored row, whose earlier content is
+kept in ``run_history``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import duckdb
+import polars as pl
+
+from models.errors import StoreError
+from models.frames import QUARANTINE, RUNS, STEPS, conform
+
+# Columns that describe where and when a record was read, not what it says: they do not enter
+# the content hash, so the same record read from another file is the same version.
+_PROVENANCE = {"source", "source_line"}
+
+
+@dataclass(frozen=True)
+class BatchSummary:
+    batch_id: int
+    lines_read: int
+    runs_new: int
+    runs_changed: int
+    runs_unchanged: int
+    steps_new: int
+    steps_changed: int
+    steps_unchanged: int
+    quarantined: int
+
+
+def _hash_sql(schema: dict[str, pl.DataType]) -> str:
+    parts = [
+        f"coalesce(CAST(\"{name}\" AS VARCHAR), '\\N')"
+        for name in schema
+        if name not in _PROVENANCE
+    ]
+    return f"md5(concat_ws('\x1f', {', '.join(parts)}))"
+
+
+def _upsert(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    table: str,
+    key: str,
+    frame: pl.DataFrame,
+    schema: dict[str, pl.DataType],
+    batch_id: int,
+    history: str | None,
+) -> tuple[int, int, int]:
+    """Upsert ``frame`` into ``table`` by ``key``; return (new, changed, unchanged) counts."""
+    staged = conform(frame, schema).unique(subset=[key], keep="last", maintain_order=True)
+    con.register("incoming", staged.to_arrow())
+    try:
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE staged AS SELECT *, {_hash_sql(schema)} AS row_hash, "
+            f"?::BIGINT AS batch_id, now() AS ingested_at FROM incoming",
+            [batch_id],
+        )
+    finally:
+        con.unregister("incoming")
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE classified AS "
+        f"SELECT s.{key} AS k, t.row_hash IS NULL AS is_new, "
+        f"t.row_hash IS NOT NULL AND t.row_hash <> s.row_hash AS is_changed "
+        f"FROM staged s LEFT JOIN {table} t ON t.{key} = s.{key}"
+    )
+    new, changed, unchanged = con.execute(
+        "SELECT count(*) FILTER (is_new), count(*) FILTER (is_changed), "
+        "count(*) FILTER (NOT is_new AND NOT is_changed) FROM classified"
+    ).fetchall()[0]
+    if changed:
+        if history:
+            con.execute(
+                f"INSERT INTO {history} SELECT t.*, now(), ? FROM {table} t "
+                f"WHERE t.{key} IN (SELECT k FROM classified WHERE is_changed)",
+                [batch_id],
+            )
+        con.execute(f"DELETE FROM {table} WHERE {key} IN (SELECT k FROM classified WHERE is_changed)")
+    if new or changed:
+        con.execute(
+            f"INSERT INTO {table} SELECT s.* FROM staged s "
+            f"SEMI JOIN (SELECT k FROM classified WHERE is_new OR is_changed) c ON c.k = s.{key}"
+        )
+    con.execute("DROP TABLE staged")
+    con.execute("DROP TABLE classified")
+    return int(new), int(changed), int(unchanged)
+
+
+def write_batch(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    source: str,
+    scheduler: str,
+    runs: pl.DataFrame,
+    steps: pl.DataFrame,
+    quarantine: pl.DataFrame,
+    lines_read: int,
+    started_at: datetime,
+) -> BatchSummary:
+    """Land one parsed batch atomically; return what it changed."""
+    try:
+        con.execute("BEGIN TRANSACTION")
+        batch_id = int(con.execute("SELECT nextval('batch_ids')").fetchall()[0][0])
+        runs_counts = _upsert(
+            con, table="runs", key="run_key", frame=runs, schema=RUNS, batch_id=batch_id,
+            history="run_history",
+        )
+        steps_counts = _upsert(
+            con, table="steps", key="step_key", frame=steps, schema=STEPS, batch_id=batch_id,
+            history=None,
+        )
+        quarantined = conform(quarantine, QUARANTINE)
+        if quarantined.height:
+            con.register("q_incoming", quarantined.to_arrow())
+            con.execute(
+                "INSERT INTO quarantine (quarantine_id, batch_id, source, line_no, record_id, "
+                "field, reason, raw, quarantined_at) SELECT nextval('quarantine_ids'), ?, "
+                "source, line_no, record_id, field, reason, raw, now() FROM q_incoming q "
+                # The same bad record read again is not quarantined twice.
+                "WHERE NOT EXISTS (SELECT 1 FROM quarantine o WHERE o.status = 'open' "
+                "AND o.source = q.source AND o.line_no IS NOT DISTINCT FROM q.line_no "
+                "AND o.raw IS NOT DISTINCT FROM q.raw AND o.field = q.field)",
+                [batch_id],
+            )
+            con.unregister("q_incoming")
+        summary = BatchSummary(
+            batch_id, lines_read, *runs_counts, *steps_counts, quarantined.height
+        )
+        con.execute(
+            "INSERT INTO ingest_batches VALUES (?, ?, ?, ?, now(), ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                batch_id, source, scheduler, started_at, lines_read, *runs_counts,
+                *steps_counts, quarantined.height,
+            ],
+        )
+        con.execute("COMMIT")
+    except duckdb.Error as exc:
+        con.execute("ROLLBACK")
+        raise StoreError(f"could not store the batch from {source}: {exc}") from exc
+    return summary
+
+
+# The run columns the usage and fair-share models read.
+USAGE_COLUMNS = (
+    "run_key", "cluster", "account", "user", "partition", "qos", "state", "tres",
+    "alloc_cpus", "start_at", "end_at", "elapsed_s",
+)
+
+
+def read_runs(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    columns: tuple[str, ...] = USAGE_COLUMNS,
+    clusters: list[str] | None = None,
+) -> pl.DataFrame:
+    """Return the current version of every run (of ``clusters`` if given) with ``columns``."""
+    select = ", ".join(f'"{c}"' for c in columns)
+    query = f"SELECT {select} FROM runs"
+    params: list[object] = []
+    if clusters is not None:
+        query += " WHERE cluster IN (SELECT unnest(?::VARCHAR[]))"
+        params.append(clusters)
+    frame = con.sql(query, params=params).pl()
+    return conform(frame, {c: RUNS[c] for c in columns})
+
+
+def read_quarantine(con: duckdb.DuckDBPyConnection, *, batch_id: int | None = None) -> pl.DataFrame:
+    """Return quarantined records (of one batch if given), oldest first."""
+    query = "SELECT * FROM quarantine"
+    params: list[object] = []
+    if batch_id is not None:
+        query += " WHERE batch_id = ?"
+        params.append(batch_id)
+    return con.sql(query + " ORDER BY quarantine_id", params=params).pl()
+
+
+def has_batch_from(con: duckdb.DuckDBPyConnection, source: str) -> bool:
+    """Return whether a batch from ``source`` was ever stored."""
+    rows = con.execute("SELECT 1 FROM ingest_batches WHERE source = ? LIMIT 1", [source])
+    return bool(rows.fetchall())
