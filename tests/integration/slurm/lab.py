@@ -9,6 +9,7 @@ systemd, every file under one state directory (see shared/reference/slurm-lab.md
     python lab.py site STATEDIR          # the test association tree, QOS and Unix users
     python lab.py workload STATEDIR      # submit the test jobs and wait until all have ended
     python lab.py capture STATEDIR OUTDIR [--since ISO] [--settle 130]
+    python lab.py golden STATEDIR OUTDIR [priority options]  # up, site, workload, capture
     eval "$(python lab.py env STATEDIR)" # SLURM_CONF for client commands
 
 Client commands need SLURM_CONF=STATEDIR/etc/slurm.conf (slurmdbd.conf and gres.conf are
@@ -33,6 +34,8 @@ PACKAGES = ["slurmctld", "slurmd", "slurm-client", "slurmdbd", "munge",
 BINARIES = ["slurmctld", "slurmd", "slurmdbd", "sbatch", "sacctmgr", "munged",
             "mariadbd", "mariadb-install-db", "mariadb"]
 DB_PASS = "fairledger-lab"
+BILLING = {"cpu": 'TRESBillingWeights="CPU=1.0,Mem=0.25G"',
+           "gpu": 'TRESBillingWeights="CPU=0.5,Mem=0.25G,GRES/gpu=4.0"'}
 ALL_STATES = "BF,CA,CD,DL,F,NF,OOM,PD,PR,R,RQ,RS,RV,S,TO"
 SACCT_FORMAT = ("JobID,JobIDRaw,Cluster,Partition,QOS,Account,User,Submit,Eligible,Start,End,"
                 "Elapsed,ElapsedRaw,ExitCode,State,NNodes,NCPUS,ReqMem,AllocTRES,NodeList,JobName")
@@ -69,6 +72,11 @@ def wait_for(what: str, pred, timeout: float = 60, step: float = 0.5):
 
 
 def pid_alive(pid: int) -> bool:
+    try:  # reap it first if it is our own child (mariadbd, when up and down share a process)
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    except ChildProcessError:
+        pass
     try:
         os.kill(pid, 0)
         return True
@@ -154,10 +162,11 @@ JobCompType=jobcomp/none
 PriorityType=priority/multifactor
 PriorityDecayHalfLife={o['halflife']}
 PriorityCalcPeriod={o['calc_period']}
+PriorityUsageResetPeriod={o['reset']}
 PriorityWeightFairshare=10000
 {flags}NodeName={host} CPUs=8 RealMemory=8000 Gres=gpu:2 State=UNKNOWN
-PartitionName=cpu Nodes={host} Default=YES MaxTime=INFINITE State=UP TRESBillingWeights="CPU=1.0,Mem=0.25G"
-PartitionName=gpu Nodes={host} MaxTime=INFINITE State=UP TRESBillingWeights="CPU=0.5,Mem=0.25G,GRES/gpu=4.0"
+PartitionName=cpu Nodes={host} Default=YES MaxTime=INFINITE State=UP {BILLING['cpu']}
+PartitionName=gpu Nodes={host} MaxTime=INFINITE State=UP {BILLING['gpu']}
 """
 
 
@@ -192,7 +201,7 @@ port={o['db_port']}
 bind-address=127.0.0.1
 pid-file={state}/mariadb.pid
 log-error={state}/log/mariadb.err
-innodb_buffer_pool_size=256M
+innodb_buffer_pool_size=1024M
 innodb_lock_wait_timeout=900
 [client]
 socket={state}/mysql.sock
@@ -214,6 +223,8 @@ def start_munge(state: Path) -> None:
 
 def start_mariadb(state: Path) -> None:
     cnf = str(state / "etc" / "my.cnf")
+    if (pid := read_pid(state / "mariadb.pid")) and pid_alive(pid):
+        return
     if not (state / "mysql" / "mysql").exists():
         subprocess.run(["mariadb-install-db", f"--defaults-file={cnf}", "--skip-test-db"],
                        check=True, capture_output=True)
@@ -238,7 +249,7 @@ def start_daemon(state: Path, name: str, probe) -> None:
 
 
 def node_state(state: Path) -> str:
-    return run(state, "sinfo", "-h", "-N", "-o", "%T").strip()
+    return ",".join(sorted(set(run(state, "sinfo", "-h", "-N", "-o", "%T").split())))
 
 
 def up(state: Path, o: dict) -> None:
@@ -252,8 +263,8 @@ def up(state: Path, o: dict) -> None:
         run(state, "sacctmgr", "-i", "add", "cluster", o["cluster"])
     start_daemon(state, "slurmctld", lambda: run(state, "scontrol", "ping").count("UP"))
     start_daemon(state, "slurmd", lambda: node_state(state))
-    st = wait_for("node idle", lambda: node_state(state) in ("idle", "mixed", "allocated")
-                  and node_state(state), timeout=90)
+    st = wait_for("node idle", lambda: (s := node_state(state)) in ("idle", "mixed", "allocated")
+                  and s, timeout=90)
     log(f"up: node {st}; export SLURM_CONF={state}/etc/slurm.conf")
 
 
@@ -306,29 +317,39 @@ def job_state(state: Path, job: str) -> str:
     return run(state, "squeue", "-h", "-j", job, "-o", "%T", check=False).strip()
 
 
+JOBS = [  # label, user, sbatch options (--time=3 unless given), command
+    # chem {erin, alice} and bio {frank, grace} get identical pairs of jobs, held (-H) and then
+    # released together so that they start in one scheduling pass: the two accounts' usage ties
+    ("erin", "erin", "-pcpu", "-H", "-Achem", "-c2", "--mem=1536M", "-Jtwin", "sleep 40"),
+    ("frank", "frank", "-pcpu", "-H", "-Abio", "-c2", "--mem=1536M", "-Jtwin", "sleep 40"),
+    ("alice_chem", "alice", "-pcpu", "-H", "-Achem", "-c1", "--mem=1500M", "-Jtwin2", "sleep 25"),
+    ("grace_bio", "grace", "-pcpu", "-H", "-Abio", "-c1", "--mem=1500M", "-Jtwin2", "sleep 25"),
+    ("cancel_running", "alice", "-pcpu", "-c2", "--mem=1500M", "-Jcancelme", "sleep 300"),
+    ("gpu", "dave", "-pgpu", "-c1", "--mem=2000M", "--gres=gpu:1", "-Jgpujob", "sleep 50"),
+    ("timeout", "bob", "-pcpu", "--time=1", "-c1", "--mem=1000M", "-Jtimeout", "sleep 120"),
+    ("cancel_pending", "carol", "-pcpu", "--begin=now+3600", "-Jnever", "sleep 10"),
+    ("alice_phys", "alice", "-pcpu", "-c2", "--mem=1500M", "-Jphys", "sleep 60"),
+    ("bob", "bob", "-pcpu", "-c1", "--mem=3000M", "-Jbigmem", "sleep 45"),
+    ("carol", "carol", "-pcpu", "-c1", "--mem=1000M", "-Jcarol", "sleep 30"),
+    ("carol_gpu_part", "carol", "-pgpu", "-c3", "--mem=1536M", "-Jnogres", "sleep 30"),
+    ("scavenger", "bob", "-pcpu", "--qos=scavenger", "-c4", "--mem=1024M", "-Jscav", "sleep 30"),
+    ("array", "carol", "-pcpu", "--array=1-3", "-c1", "--mem=768M", "-Jarr", "sleep 20"),
+    ("fail", "dave", "-pcpu", "-c1", "-Jfail", "sleep 15; exit 1"),  # DefMemPerCPU: 512M
+]
+
+
 def workload(state: Path) -> dict:
-    """Submit the test jobs; return {label: jobid} once every job has ended (about 3-4 min)."""
+    """Submit JOBS, cancel two of them; return {label: jobid} once every job has ended (~3 min)."""
     state = state.resolve()
-    cpu, gpu, t3 = "--partition=cpu", "--partition=gpu", "--time=3"
-    j = {}
-    # erin (chem) and frank (bio) run identical jobs, released together so their usage ties
-    j["erin"] = sbatch(state, "erin", cpu, t3, "-H", "-c2", "--mem=2048M", "-Jtwin", wrap="sleep 40")
-    j["frank"] = sbatch(state, "frank", cpu, t3, "-H", "-c2", "--mem=2048M", "-Jtwin", wrap="sleep 40")
-    run(state, "scontrol", "release", f"{j['erin']},{j['frank']}")
-    j["cancel_running"] = sbatch(state, "alice", cpu, t3, "-c2", "--mem=1500M", "-Jcancelme", wrap="sleep 300")
-    j["gpu"] = sbatch(state, "dave", gpu, t3, "-c1", "--mem=2000M", "--gres=gpu:1", "-Jgpujob", wrap="sleep 50")
-    j["timeout"] = sbatch(state, "bob", cpu, "--time=1", "-c1", "--mem=1000M", "-Jtimeout", wrap="sleep 120")
-    j["cancel_pending"] = sbatch(state, "carol", cpu, t3, "--begin=now+3600", "-Jnever", wrap="sleep 10")
+    j: dict[str, str] = {}
+    for held in (True, False):
+        for label, user, *args, wrap in JOBS:
+            if ("-H" in args) == held:
+                limit = [] if any(a.startswith("--time") for a in args) else ["--time=3"]
+                j[label] = sbatch(state, user, *args, *limit, wrap=wrap)
+        if held:
+            run(state, "scontrol", "release", ",".join(j.values()))
     run(state, "scancel", j["cancel_pending"])
-    j["alice_phys"] = sbatch(state, "alice", cpu, t3, "-c2", "--mem=1500M", "-Jphys", wrap="sleep 60")
-    j["bob"] = sbatch(state, "bob", cpu, t3, "-c1", "--mem=3000M", "-Jbigmem", wrap="sleep 45")
-    j["carol"] = sbatch(state, "carol", cpu, t3, "-c1", "--mem=1000M", "-Jcarol", wrap="sleep 30")
-    j["carol_gpu_part"] = sbatch(state, "carol", gpu, t3, "-c3", "--mem=1536M", "-Jnogres", wrap="sleep 30")
-    j["alice_chem"] = sbatch(state, "alice", cpu, t3, "-Achem", "-c1", "--mem=1500M", "-Jchem", wrap="sleep 25")
-    j["grace"] = sbatch(state, "grace", cpu, t3, "-c1", "-Jgrace", wrap="sleep 20")
-    j["scavenger"] = sbatch(state, "bob", cpu, t3, "--qos=scavenger", "-c4", "--mem=1024M", "-Jscav", wrap="sleep 30")
-    j["array"] = sbatch(state, "carol", cpu, t3, "--array=1-3", "-c1", "--mem=768M", "-Jarr", wrap="sleep 20")
-    j["fail"] = sbatch(state, "dave", cpu, t3, "-c1", "--mem=700M", "-Jfail", wrap="sleep 15; exit 1")
     wait_for("cancelme running", lambda: job_state(state, j["cancel_running"]) == "RUNNING", 60)
     time.sleep(20)
     run(state, "scancel", j["cancel_running"])
@@ -365,12 +386,15 @@ def capture(state: Path, out: Path, since: str, settle: float = 130) -> None:
 # ---------------------------------------------------------------- CLI
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("cmd", choices=["up", "down", "restart-ctld", "site", "workload", "capture", "env"])
+    ap.add_argument("cmd", choices=["up", "down", "restart-ctld", "site", "workload", "capture",
+                                    "golden", "env"])
     ap.add_argument("statedir", type=Path)
-    ap.add_argument("outdir", type=Path, nargs="?")
-    ap.add_argument("--halflife", default="0", help="PriorityDecayHalfLife, e.g. 0 or 00:05:00")
-    ap.add_argument("--flags", default="", help="PriorityFlags, e.g. NO_FAIR_TREE")
-    ap.add_argument("--calc-period", default="1", help="PriorityCalcPeriod in minutes")
+    ap.add_argument("outdir", type=Path, nargs="?", help="capture/golden: where the files go")
+    ap.add_argument("--halflife", help="PriorityDecayHalfLife, e.g. 0 (default) or 00:05:00")
+    ap.add_argument("--flags", help="PriorityFlags, e.g. NO_FAIR_TREE (default none)")
+    ap.add_argument("--calc-period", help="PriorityCalcPeriod in minutes (default 1)")
+    ap.add_argument("--reset", help="PriorityUsageResetPeriod; default YEARLY when the half-life "
+                    "is 0 (22.05 refuses 0 with NONE), else NONE")
     ap.add_argument("--cluster", default="lab")
     ap.add_argument("--ctld-port", type=int, default=6817, help="slurmd uses this + 1")
     ap.add_argument("--dbd-port", type=int, default=6819)
@@ -378,25 +402,35 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--since", help="sacct --starttime (capture); default: 1 hour ago")
     ap.add_argument("--settle", type=float, default=130)
     a = ap.parse_args(argv)
-    o = {"cluster": a.cluster, "halflife": a.halflife, "flags": a.flags,
-         "calc_period": a.calc_period, "ctld_port": a.ctld_port, "dbd_port": a.dbd_port,
-         "db_port": a.db_port}
-    st = a.statedir
+    prio = {k: v for k, v in (("halflife", a.halflife), ("flags", a.flags),
+                              ("calc_period", a.calc_period), ("reset", a.reset)) if v is not None}
+    if "halflife" in prio and "reset" not in prio:
+        prio["reset"] = "YEARLY" if prio["halflife"].strip(":0") == "" else "NONE"
+    o = {"cluster": a.cluster, "halflife": "0", "flags": "", "calc_period": "1", "reset": "YEARLY",
+         "ctld_port": a.ctld_port, "dbd_port": a.dbd_port, "db_port": a.db_port, **prio}
+    st = a.statedir.resolve()
+    since = a.since or (dt.datetime.utcnow() - dt.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S")
     if a.cmd == "up":
         up(st, o)
     elif a.cmd == "down":
         down(st)
-    elif a.cmd == "restart-ctld":
-        restart_ctld(st, {"halflife": a.halflife, "flags": a.flags, "calc_period": a.calc_period})
+    elif a.cmd == "restart-ctld":  # only the priority options given change
+        restart_ctld(st, prio)
     elif a.cmd == "site":
-        site(st.resolve())
+        site(st)
     elif a.cmd == "workload":
         print(json.dumps(workload(st)))
     elif a.cmd == "capture":
-        since = a.since or (dt.datetime.utcnow() - dt.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S")
         capture(st, a.outdir, since, a.settle)
+    elif a.cmd == "golden":  # up + site + workload + capture, for a fresh STATEDIR
+        since = (dt.datetime.utcnow() - dt.timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%S")
+        up(st, o)
+        site(st)
+        jobs = workload(st)
+        capture(st, a.outdir, since, a.settle)
+        (a.outdir / "jobs.json").write_text(json.dumps(jobs, indent=1) + "\n")
     elif a.cmd == "env":
-        print(f"export SLURM_CONF={st.resolve()}/etc/slurm.conf")
+        print(f"export SLURM_CONF={st}/etc/slurm.conf")
 
 
 if __name__ == "__main__":
