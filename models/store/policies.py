@@ -24,7 +24,9 @@ class PolicyVersion:
     policy: Policy
 
 
-def write_policy(con: duckdb.DuckDBPyConnection, policy: Policy, *, origin: str) -> tuple[int, bool]:
+def write_policy(
+    con: duckdb.DuckDBPyConnection, policy: Policy, *, origin: str
+) -> tuple[int, bool]:
     """Record ``policy`` as the active version; return (version_id, whether it is new)."""
     digest = policy.sha256()
     current = read_active_policy(con)
@@ -40,7 +42,7 @@ def write_policy(con: duckdb.DuckDBPyConnection, policy: Policy, *, origin: str)
         )
         con.register("assoc_incoming", assocs.to_arrow())
         con.execute(
-            "INSERT INTO associations SELECT ?, cluster, account, \"user\", parent_account, "
+            'INSERT INTO associations SELECT ?, cluster, account, "user", parent_account, '
             "shares, shares_parent, lft FROM assoc_incoming",
             [version_id],
         )

@@ -82,7 +82,9 @@ def _upsert(
                 f"WHERE t.{key} IN (SELECT k FROM classified WHERE is_changed)",
                 [batch_id],
             )
-        con.execute(f"DELETE FROM {table} WHERE {key} IN (SELECT k FROM classified WHERE is_changed)")
+        con.execute(
+            f"DELETE FROM {table} WHERE {key} IN (SELECT k FROM classified WHERE is_changed)"
+        )
     if new or changed:
         con.execute(
             f"INSERT INTO {table} SELECT s.* FROM staged s "
@@ -109,11 +111,21 @@ def write_batch(
         con.execute("BEGIN TRANSACTION")
         batch_id = int(con.execute("SELECT nextval('batch_ids')").fetchall()[0][0])
         runs_counts = _upsert(
-            con, table="runs", key="run_key", frame=runs, schema=RUNS, batch_id=batch_id,
+            con,
+            table="runs",
+            key="run_key",
+            frame=runs,
+            schema=RUNS,
+            batch_id=batch_id,
             history="run_history",
         )
         steps_counts = _upsert(
-            con, table="steps", key="step_key", frame=steps, schema=STEPS, batch_id=batch_id,
+            con,
+            table="steps",
+            key="step_key",
+            frame=steps,
+            schema=STEPS,
+            batch_id=batch_id,
             history=None,
         )
         quarantined = conform(quarantine, QUARANTINE)
@@ -136,8 +148,14 @@ def write_batch(
         con.execute(
             "INSERT INTO ingest_batches VALUES (?, ?, ?, ?, now(), ?, ?, ?, ?, ?, ?, ?, ?)",
             [
-                batch_id, source, scheduler, started_at, lines_read, *runs_counts,
-                *steps_counts, quarantined.height,
+                batch_id,
+                source,
+                scheduler,
+                started_at,
+                lines_read,
+                *runs_counts,
+                *steps_counts,
+                quarantined.height,
             ],
         )
         con.execute("COMMIT")
@@ -149,8 +167,18 @@ def write_batch(
 
 # The run columns the usage and fair-share models read.
 USAGE_COLUMNS = (
-    "run_key", "cluster", "account", "user", "partition", "qos", "state", "tres",
-    "alloc_cpus", "start_at", "end_at", "elapsed_s",
+    "run_key",
+    "cluster",
+    "account",
+    "user",
+    "partition",
+    "qos",
+    "state",
+    "tres",
+    "alloc_cpus",
+    "start_at",
+    "end_at",
+    "elapsed_s",
 )
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from models.errors import MigrationError, StoreLocked
+from models.errors import MigrationError
 from models.frames import QUARANTINE, RUNS, STEPS, conform
 from models.policy import Association, Cluster, Policy
 from models.store import (
@@ -124,7 +124,12 @@ def test_policy_versions_are_recorded_once_per_content(tmp_path):
     assert write_policy(con, policy, origin="a.toml") == (1, True)
     assert write_policy(con, policy, origin="b.toml") == (1, False)
     changed = policy.model_copy(
-        update={"associations": [*policy.associations, Association(cluster="c", account="x", parent="root")]}
+        update={
+            "associations": [
+                *policy.associations,
+                Association(cluster="c", account="x", parent="root"),
+            ]
+        }
     )
     assert write_policy(con, changed, origin="c.toml") == (2, True)
     active = read_active_policy(con)
@@ -141,7 +146,10 @@ def test_second_process_is_told_who_holds_the_file(tmp_path):
         f"try:\n    connect({str(path)!r})\nexcept StoreLocked as e:\n    print(e)\n"
     )
     out = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        check=True,
         cwd=Path(__file__).parents[2],
     ).stdout
     assert "is in use by" in out and "PID" in out and "fairledger serve" in out

@@ -1,0 +1,5 @@
+"""Run the command line: ``python -m api``."""
+
+from api.cli import main
+
+main()

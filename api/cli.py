@@ -1,0 +1,272 @@
+"""The ``fairledger`` command line (Typer). Exit status: 0 success, 1 error, 2 usage error,
+3 loaded but some records were quarantined."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import click
+import polars as pl
+import typer
+
+from models.errors import FairledgerError
+from models.store import Connection, open_store
+
+EXIT_QUARANTINED = 3
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Accounting and fair-share.")
+policy_app = typer.Typer(no_args_is_help=True, help="Load and import fair-share policies.")
+ingest_app = typer.Typer(no_args_is_help=True, help="Load job records into the store.")
+app.add_typer(policy_app, name="policy")
+app.add_typer(ingest_app, name="ingest")
+
+
+def _default_db() -> Path:
+    return Path(os.environ.get("FAIRLEDGER_DB", "fairledger.duckdb"))
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    db: Annotated[
+        Path | None,
+        typer.Option(help="DuckDB file [default: $FAIRLEDGER_DB or ./fairledger.duckdb]"),
+    ] = None,
+) -> None:
+    ctx.obj = {"db": db or _default_db()}
+
+
+@contextmanager
+def _store(ctx: typer.Context) -> Iterator[Connection]:
+    con = open_store(ctx.obj["db"])
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def _as_of(text: str | None) -> datetime:
+    """Return ``text`` as an aware UTC time (a time without a zone is UTC); now if None."""
+    if text is None:
+        return datetime.now(UTC).replace(microsecond=0)
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise typer.BadParameter(f"--as-of {text!r} is not an ISO 8601 time") from exc
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+class Ties(StrEnum):
+    slurm = "slurm"
+    merge = "merge"
+
+
+class TieOrder(StrEnum):
+    name = "name"
+    lft = "lft"
+
+
+class OutputFormat(StrEnum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+@policy_app.command("load")
+def policy_load(ctx: typer.Context, file: Path) -> None:
+    """Validate a TOML policy file and record it as the active policy version."""
+    from models.policy import load_policy
+    from models.store import write_policy
+
+    policy = load_policy(file)
+    with _store(ctx) as con:
+        version, new = write_policy(con, policy, origin=str(file.resolve()))
+    state = "recorded" if new else "unchanged, already active as"
+    typer.echo(f"policy {state} version {version} ({policy.sha256()[:12]})")
+
+
+@policy_app.command("import-slurm")
+def policy_import_slurm(
+    ctx: typer.Context,
+    slurm_conf: Annotated[Path, typer.Option(help="the site's slurm.conf")],
+    assoc: Annotated[Path, typer.Option(help="output of sacctmgr --parsable2 show associations")],
+    qos: Annotated[
+        Path | None, typer.Option(help="output of sacctmgr --parsable2 show qos")
+    ] = None,
+    ties: Annotated[Ties, typer.Option(help="slurm: as Slurm does; merge: as documented")] = (
+        Ties.slurm
+    ),
+    tie_order: Annotated[TieOrder, typer.Option(help="order of tied accounts")] = TieOrder.name,
+    cluster: Annotated[str | None, typer.Option(help="cluster [default: ClusterName]")] = None,
+    out: Annotated[Path, typer.Option(help="where to write the policy TOML")] = Path("policy.toml"),
+    load: Annotated[bool, typer.Option(help="also record it as the active policy")] = True,
+    drop_partition_rows: Annotated[
+        bool, typer.Option(help="leave out per-partition associations instead of refusing them")
+    ] = False,
+) -> None:
+    """Write a policy from a real slurm.conf and sacctmgr output (and load it)."""
+    from ingest.sources.slurm_policy import (
+        parse_sacctmgr_associations,
+        parse_sacctmgr_qos,
+        policy_from_slurm,
+        read_slurm_conf,
+    )
+    from models.store import write_policy
+
+    def read(path: Path) -> str:
+        try:
+            return path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise FairledgerError(f"cannot read {path}: {exc}") from exc
+
+    conf = read_slurm_conf(slurm_conf)
+    associations = parse_sacctmgr_associations(
+        read(assoc), origin=str(assoc), partition_rows="drop" if drop_partition_rows else "error"
+    )
+    qos_list = parse_sacctmgr_qos(read(qos), origin=str(qos)) if qos else []
+    policy = policy_from_slurm(
+        conf, associations, qos_list, ties=ties.value, tie_order=tie_order.value, cluster=cluster
+    )
+    for note in conf.notes:
+        typer.echo(f"note: {note}", err=True)
+    out.write_text(policy.to_toml(), encoding="utf-8")
+    typer.echo(f"wrote {out} ({len(policy.associations)} associations)")
+    if load:
+        with _store(ctx) as con:
+            version, _ = write_policy(con, policy, origin=str(out.resolve()))
+        typer.echo(f"policy version {version} active")
+
+
+@ingest_app.command("file")
+def ingest_file(
+    ctx: typer.Context,
+    file: Path,
+    cluster: Annotated[str | None, typer.Option(help="cluster of the records")] = None,
+    fields: Annotated[
+        str | None, typer.Option(help="comma-separated field order of a headerless file")
+    ] = None,
+    tz: Annotated[str, typer.Option(help="time zone of times without one")] = "UTC",
+) -> None:
+    """Load a sacct --parsable2 file; bad lines are quarantined, the rest land."""
+    from ingest.load import load_sacct_file
+
+    field_list = [f.strip() for f in fields.split(",")] if fields else None
+    with _store(ctx) as con:
+        loaded = load_sacct_file(con, file, cluster=cluster, fields=field_list, tz=tz)
+    typer.echo(loaded.describe())
+    if loaded.quarantine.height:
+        for row in loaded.quarantine.head(20).iter_rows(named=True):
+            field = row["field"] or "(line)"
+            typer.echo(
+                f"  quarantined {row['source']}:{row['line_no']} "
+                f"[{row['record_id'] or '?'}] {field}: {row['reason']}",
+                err=True,
+            )
+        if loaded.quarantine.height > 20:
+            typer.echo(f"  ... and {loaded.quarantine.height - 20} more", err=True)
+        raise typer.Exit(EXIT_QUARANTINED)
+
+
+def _factors(ctx: typer.Context, as_of: datetime) -> tuple[pl.DataFrame, str]:
+    from models.fairshare import compute_factors
+    from models.store import read_active_policy, read_runs
+
+    with _store(ctx) as con:
+        active = read_active_policy(con)
+        if active is None:
+            raise FairledgerError("no policy loaded: run `fairledger policy load FILE` first")
+        runs = read_runs(con, clusters=[c.name for c in active.policy.clusters])
+    factors = compute_factors(runs.lazy(), active.policy, as_of=as_of)
+    return factors, active.policy.fairshare.algorithm
+
+
+@app.command()
+def factors(
+    ctx: typer.Context,
+    as_of: Annotated[str | None, typer.Option(help="ISO 8601 time [default: now]")] = None,
+    format: Annotated[OutputFormat, typer.Option(help="output format")] = OutputFormat.table,
+) -> None:
+    """Print every association's fair-share factor at a time."""
+    frame, _ = _factors(ctx, _as_of(as_of))
+    frame = frame.select(
+        "cluster",
+        "account",
+        "user",
+        "raw_shares",
+        "norm_shares",
+        "raw_usage",
+        "effective_usage",
+        "level_fs",
+        "fairshare",
+    )
+    if format is OutputFormat.csv:
+        typer.echo(frame.write_csv(), nl=False)
+    elif format is OutputFormat.json:
+        typer.echo(json.dumps({"data": frame.to_dicts(), "count": frame.height}, default=str))
+    else:
+        with pl.Config(tbl_rows=-1, tbl_cols=-1, tbl_hide_dataframe_shape=True):
+            typer.echo(str(frame))
+
+
+@app.command()
+def sshare(
+    ctx: typer.Context,
+    as_of: Annotated[str | None, typer.Option(help="ISO 8601 time [default: now]")] = None,
+) -> None:
+    """Print what `sshare -a -l -P` prints, for the same data."""
+    from reports.sshare import build_sshare
+
+    frame, algorithm = _factors(ctx, _as_of(as_of))
+    for line in build_sshare(frame, algorithm=algorithm):
+        typer.echo(line)
+
+
+@app.command()
+def demo(ctx: typer.Context) -> None:
+    """Load the embedded demo site (policy and a month of sacct records)."""
+    from api.demo import load_demo
+
+    with _store(ctx) as con:
+        typer.echo(load_demo(con))
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8000,
+) -> None:
+    """Run the HTTP service."""
+    import uvicorn
+
+    from api.main import create_app
+    from api.settings import Settings
+
+    settings = Settings(db=ctx.obj["db"], host=host, port=port)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+
+
+def main() -> None:
+    """Entry point of the console script: run the app, errors as one line on stderr."""
+    try:
+        code = app(standalone_mode=False)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except FairledgerError as exc:
+        typer.echo(f"fairledger: error: {exc}", err=True)
+        sys.exit(1)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        typer.echo("Aborted.", err=True)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
