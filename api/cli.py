@@ -220,13 +220,28 @@ def factors(
 def sshare(
     ctx: typer.Context,
     as_of: Annotated[str | None, typer.Option(help="ISO 8601 time [default: now]")] = None,
+    clusters: Annotated[
+        str | None,
+        typer.Option("--clusters", "-M", help="comma-separated clusters [default: all]"),
+    ] = None,
 ) -> None:
-    """Print what `sshare -a -l -P` prints, for the same data."""
+    """Print what `sshare -a -l -P` prints, for the same data.
+
+    With several clusters each block is headed `CLUSTER: name`, as `sshare -M a,b` does.
+    """
     from reports.sshare import build_sshare
 
     frame, algorithm = _factors(ctx, _as_of(as_of))
-    for line in build_sshare(frame, algorithm=algorithm):
-        typer.echo(line)
+    known = frame.get_column("cluster").unique(maintain_order=True).to_list()
+    wanted = [c.strip() for c in clusters.split(",")] if clusters else known
+    unknown = sorted(set(wanted) - set(known))
+    if unknown:
+        raise FairledgerError(f"unknown cluster(s) {', '.join(unknown)}; known: {', '.join(known)}")
+    for cluster in wanted:
+        if len(wanted) > 1:
+            typer.echo(f"CLUSTER: {cluster}")
+        for line in build_sshare(frame.filter(pl.col("cluster") == cluster), algorithm=algorithm):
+            typer.echo(line)
 
 
 @app.command()

@@ -1,7 +1,7 @@
 """The web application: ``create_app(settings)`` builds everything; nothing happens at import.
 
-Until the serving issue lands this serves one page with the current fair-share factors,
-computed once at start-up from the store (the server owns the DuckDB file while it runs).
+The server owns the DuckDB file while it runs. Until the serving issue lands it serves one page
+with the fair-share factors computed once at start-up.
 """
 
 from __future__ import annotations
@@ -16,21 +16,16 @@ from fastapi.responses import HTMLResponse, PlainTextResponse
 
 from api.settings import Settings
 from models.fairshare import compute_factors
-from models.store import open_store, read_active_policy, read_runs
+from models.store import Connection, open_store, read_active_policy, read_runs
 from reports.sshare import build_sshare
 
 
-def _sshare_text(settings: Settings, as_of: datetime) -> str:
-    con = open_store(settings.db)
-    try:
-        active = read_active_policy(con)
-        if active is None:
-            return "No policy loaded yet: run `fairledger policy load FILE` or `fairledger demo`."
-        factors = compute_factors(read_runs(con).lazy(), active.policy, as_of=as_of)
-        lines = build_sshare(factors, algorithm=active.policy.fairshare.algorithm)
-        return "\n".join(lines)
-    finally:
-        con.close()
+def _sshare_text(con: Connection, as_of: datetime) -> str:
+    active = read_active_policy(con)
+    if active is None:
+        return "No policy loaded yet: run `fairledger policy load FILE` or `fairledger demo`."
+    factors = compute_factors(read_runs(con).lazy(), active.policy, as_of=as_of)
+    return "\n".join(build_sshare(factors, algorithm=active.policy.fairshare.algorithm))
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -39,10 +34,15 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        as_of = datetime.now(UTC).replace(microsecond=0)
-        state["as_of"] = as_of.isoformat()
-        state["sshare"] = _sshare_text(settings, as_of)
-        yield
+        # The server owns the DuckDB file for as long as it runs (one writer per file).
+        con = open_store(settings.db)
+        try:
+            as_of = datetime.now(UTC).replace(microsecond=0)
+            state["as_of"] = as_of.isoformat()
+            state["sshare"] = _sshare_text(con, as_of)
+            yield
+        finally:
+            con.close()
 
     app = FastAPI(title="fairledger", version="0.1.0", lifespan=lifespan)
 
