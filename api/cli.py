@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +16,7 @@ import click
 import polars as pl
 import typer
 
+from api.settings import Settings
 from models.errors import FairledgerError
 from models.store import Connection, open_store
 
@@ -29,10 +29,6 @@ app.add_typer(policy_app, name="policy")
 app.add_typer(ingest_app, name="ingest")
 
 
-def _default_db() -> Path:
-    return Path(os.environ.get("FAIRLEDGER_DB", "fairledger.duckdb"))
-
-
 @app.callback()
 def main_options(
     ctx: typer.Context,
@@ -40,13 +36,26 @@ def main_options(
         Path | None,
         typer.Option(help="DuckDB file [default: $FAIRLEDGER_DB or ./fairledger.duckdb]"),
     ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(envvar="FAIRLEDGER_CONFIG", help="settings file (TOML)"),
+    ] = None,
 ) -> None:
-    ctx.obj = {"db": db or _default_db()}
+    from api.settings import load_settings
+
+    ctx.obj = {"settings": load_settings(config, db=db)}
+
+
+def settings_of(ctx: typer.Context) -> Settings:
+    """Return the settings the command line was started with."""
+    settings: Settings = ctx.obj["settings"]
+    return settings
 
 
 @contextmanager
-def _store(ctx: typer.Context) -> Iterator[Connection]:
-    con = open_store(ctx.obj["db"])
+def store_of(ctx: typer.Context) -> Iterator[Connection]:
+    """Open the store named by the settings for a command; close it afterwards."""
+    con = open_store(settings_of(ctx).db)
     try:
         yield con
     finally:
@@ -87,7 +96,7 @@ def policy_load(ctx: typer.Context, file: Path) -> None:
     from models.store import write_policy
 
     policy = load_policy(file)
-    with _store(ctx) as con:
+    with store_of(ctx) as con:
         version, new = write_policy(con, policy, origin=str(file.resolve()))
     state = "recorded" if new else "unchanged, already active as"
     typer.echo(f"policy {state} version {version} ({policy.sha256()[:12]})")
@@ -140,7 +149,7 @@ def policy_import_slurm(
     out.write_text(policy.to_toml(), encoding="utf-8")
     typer.echo(f"wrote {out} ({len(policy.associations)} associations)")
     if load:
-        with _store(ctx) as con:
+        with store_of(ctx) as con:
             version, _ = write_policy(con, policy, origin=str(out.resolve()))
         typer.echo(f"policy version {version} active")
 
@@ -159,7 +168,7 @@ def ingest_file(
     from ingest.load import load_sacct_file
 
     field_list = [f.strip() for f in fields.split(",")] if fields else None
-    with _store(ctx) as con:
+    with store_of(ctx) as con:
         loaded = load_sacct_file(con, file, cluster=cluster, fields=field_list, tz=tz)
     typer.echo(loaded.describe())
     if loaded.quarantine.height:
@@ -179,7 +188,7 @@ def _factors(ctx: typer.Context, as_of: datetime) -> tuple[pl.DataFrame, str]:
     from models.fairshare import compute_factors
     from models.store import read_active_policy, read_runs
 
-    with _store(ctx) as con:
+    with store_of(ctx) as con:
         active = read_active_policy(con)
         if active is None:
             raise FairledgerError("no policy loaded: run `fairledger policy load FILE` first")
@@ -249,24 +258,26 @@ def demo(ctx: typer.Context) -> None:
     """Load the embedded demo site (policy and a month of sacct records)."""
     from api.demo import load_demo
 
-    with _store(ctx) as con:
+    with store_of(ctx) as con:
         typer.echo(load_demo(con))
 
 
 @app.command()
 def serve(
     ctx: typer.Context,
-    host: Annotated[str, typer.Option()] = "127.0.0.1",
-    port: Annotated[int, typer.Option()] = 8000,
+    host: Annotated[str | None, typer.Option(help="[default: 127.0.0.1]")] = None,
+    port: Annotated[int | None, typer.Option(help="[default: 8000]")] = None,
 ) -> None:
     """Run the HTTP service."""
     import uvicorn
 
     from api.main import create_app
-    from api.settings import Settings
 
-    settings = Settings(db=ctx.obj["db"], host=host, port=port)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+    settings = settings_of(ctx)
+    settings = settings.model_copy(
+        update={"host": host or settings.host, "port": port or settings.port}
+    )
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
 
 
 def main() -> None:

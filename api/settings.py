@@ -1,15 +1,84 @@
-"""Settings read from the environment (``FAIRLEDGER_*``) at the entry points."""
+"""Service settings: environment variables ``FAIRLEDGER_*`` and an optional TOML file.
+
+``fairledger --config site.toml serve`` (or ``FAIRLEDGER_CONFIG``) reads the file; values set in
+the file win over environment variables, and command-line options win over both. Example::
+
+    db = "/var/lib/fairledger/site.duckdb"
+    recompute_interval_s = 120
+
+    [[sources]]                    # one scheduled sacct pull per cluster
+    name = "sacct-lab"
+    cluster = "lab"
+    command = "/usr/bin/sacct"
+    interval_s = 300
+
+    [delivery]
+    export_path = "/var/spool/fairledger/factors.json"
+    push_slurm = true
+"""
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
+from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from models.errors import FairledgerError
+
+
+class SacctSource(BaseModel):
+    """A scheduled pull of ``sacct`` for one cluster."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str  # unique; keys the watermark and the status
+    cluster: str | None = None  # passed as --clusters and used when the output has none
+    command: str = "sacct"  # path of the sacct executable
+    interval_s: int = Field(default=300, gt=0)  # how often the job runs
+    min_interval_s: int = Field(default=60, ge=0)  # never two pulls closer than this
+    lookback_s: int = Field(default=3600, ge=0)  # overlap before the watermark
+    initial_start: str = "now-7days"  # --starttime of the very first pull (sacct syntax)
+    timeout_s: int = Field(default=600, gt=0)
+    retries: int = Field(default=3, ge=0)  # attempts after the first, with backoff
+    tz: str = "UTC"
+
+
+class Delivery(BaseModel):
+    """How factors reach the scheduler besides the HTTP pull."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    export_path: Path | None = None  # factor file written atomically after each recompute
+    push_slurm: bool = False  # set SiteFactor of pending jobs after each recompute
+    squeue: str = "squeue"
+    scontrol: str = "scontrol"
+    # SiteFactor = round(site_factor_scale * fairshare) + site_factor_offset
+    site_factor_scale: float = 1000.0
+    site_factor_offset: int = 0
+    batch_size: int = Field(default=100, gt=0)  # jobs per scontrol call
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="FAIRLEDGER_")
+    model_config = SettingsConfigDict(env_prefix="FAIRLEDGER_", env_nested_delimiter="__")
 
     db: Path = Path("fairledger.duckdb")
     host: str = "127.0.0.1"
     port: int = 8000
+    recompute_interval_s: int = Field(default=120, gt=0)
+    sources: list[SacctSource] = []
+    delivery: Delivery = Delivery()
+
+
+def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
+    """Return settings from ``config`` (TOML), then the environment, then ``overrides``."""
+    data: dict[str, Any] = {}
+    if config is not None:
+        try:
+            data = tomllib.loads(config.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise FairledgerError(f"cannot read settings {config}: {exc}") from exc
+    settings = Settings(**data)
+    return settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})

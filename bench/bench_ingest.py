@@ -71,7 +71,8 @@ def main() -> None:
         con = duckdb.connect(str(baseline_db))
         con.execute(
             f"CREATE TABLE raw AS SELECT * FROM read_csv('{dump}', delim='|', header=true, "
-            "quote='', escape='', all_varchar=true, nullstr=['', 'Unknown', 'None'])"
+            "quote='', escape='', all_varchar=true, ignore_errors=true, "
+            "nullstr=['', 'Unknown', 'None'])"
         )
         con.execute("CHECKPOINT")
         count = con.execute("SELECT count(*) FROM raw").fetchall()[0][0]
