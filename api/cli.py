@@ -221,8 +221,10 @@ def factors(
     elif format is OutputFormat.json:
         typer.echo(json.dumps({"data": frame.to_dicts(), "count": frame.height}, default=str))
     else:
-        with pl.Config(tbl_rows=-1, tbl_cols=-1, tbl_hide_dataframe_shape=True):
-            typer.echo(str(frame))
+        from reports.table import build_table
+
+        for line in build_table(frame):
+            typer.echo(line)
 
 
 @app.command()
