@@ -16,6 +16,10 @@ import click
 import polars as pl
 import typer
 
+from api.commands import delivery as delivery_commands
+from api.commands import drift as drift_command
+from api.commands import ingest_sacct
+from api.commands import tokens as token_commands
 from api.settings import Settings
 from models.errors import FairledgerError
 from models.store import Connection, open_store
@@ -280,6 +284,12 @@ def serve(
         update={"host": host or settings.host, "port": port or settings.port}
     )
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
+
+
+ingest_sacct.register(ingest_app)  # fairledger ingest sacct
+delivery_commands.register(app)  # fairledger export-factors, push-slurm
+token_commands.register(app)  # fairledger token create|list|revoke
+drift_command.register(app)  # fairledger drift
 
 
 def main() -> None:

@@ -1,63 +1,132 @@
 """The web application: ``create_app(settings)`` builds everything; nothing happens at import.
 
-The server owns the DuckDB file while it runs. Until the serving issue lands it serves one page
-with the fair-share factors computed once at start-up.
+While it runs, the server owns the DuckDB file (one connection, a cursor per thread, writes
+through one lock: ``models.store.handle``). Its lifespan opens and migrates the store, loads the
+latest stored snapshot (so a scheduler gets answers at once), and starts an APScheduler
+(``AsyncIOScheduler``, UTC) with the ingest jobs and the recompute. Jobs are plain functions, so
+they run in worker threads and never block HTTP; each runs one at a time and coalesces missed
+ticks. After every published snapshot, ``_deliver`` writes the factor file and pushes
+``SiteFactor`` when the settings ask for it.
 """
 
 from __future__ import annotations
 
-import html
+import asyncio
+import contextlib
+import gc
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from functools import partial
 
+from apscheduler.jobstores.base import JobLookupError
+from apscheduler.schedulers import SchedulerNotRunningError
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from fastapi import FastAPI
-from fastapi.responses import HTMLResponse, PlainTextResponse
+from fastapi.responses import Response
 
-from api.settings import Settings
-from models.fairshare import compute_factors
-from models.store import Connection, open_store, read_active_policy, read_runs
-from reports.sshare import build_sshare
+from api.delivery import export_factors, push_site_factors
+from api.errors import install_error_handlers
+from api.routes import ROUTERS, route_access
+from api.service import Service
+from api.settings import Delivery, Settings
+from ingest.scheduler import add_ingest_jobs
+from models.snapshots import FactorSnapshot
+from models.store.handle import StoreHandle
+
+log = logging.getLogger("fairledger.api")
+
+RECOMPUTE_JOB = "recompute"
+_SHUTDOWN_WAIT_S = 60.0
 
 
-def _sshare_text(con: Connection, as_of: datetime) -> str:
-    active = read_active_policy(con)
-    if active is None:
-        return "No policy loaded yet: run `fairledger policy load FILE` or `fairledger demo`."
-    factors = compute_factors(read_runs(con).lazy(), active.policy, as_of=as_of)
-    return "\n".join(build_sshare(factors, algorithm=active.policy.fairshare.algorithm))
+def _deliver(delivery: Delivery, snapshot: FactorSnapshot) -> str | None:
+    """Hand a newly published snapshot to the configured delivery (file, Slurm push); return
+    what was done, or None when no delivery is configured."""
+    done: list[str] = []
+    if delivery.export_path is not None:
+        meta = snapshot.meta.public(snapshot.count)
+        export_factors(snapshot.frame, delivery.export_path, meta=meta)
+        done.append(f"wrote {delivery.export_path}")
+    if delivery.push_slurm:
+        done.append(push_site_factors(snapshot.frame, delivery=delivery).describe())
+    return "; ".join(done) or None
+
+
+def _start_scheduler(service: Service, settings: Settings, store: StoreHandle) -> AsyncIOScheduler:
+    scheduler = AsyncIOScheduler(timezone=UTC)
+    scheduler.add_job(
+        service.recompute_job,
+        trigger="interval",
+        seconds=settings.recompute_interval_s,
+        id=RECOMPUTE_JOB,
+        name="recompute and publish factors",
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=None,
+        next_run_time=datetime.now(UTC),  # at once: the stored snapshot may be old
+    )
+
+    def wake() -> None:
+        with contextlib.suppress(JobLookupError, SchedulerNotRunningError):  # shutting down
+            scheduler.modify_job(RECOMPUTE_JOB, next_run_time=datetime.now(UTC))
+
+    service.wake_recompute = wake
+    add_ingest_jobs(scheduler, settings.sources, store, on_loaded=service.request_recompute)
+    scheduler.start()
+    return scheduler
 
 
 def create_app(settings: Settings) -> FastAPI:
     """Return the fairledger application for ``settings``."""
-    state: dict[str, str] = {}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # The server owns the DuckDB file for as long as it runs (one writer per file).
-        con = open_store(settings.db)
+        store = StoreHandle.open(settings.db)  # StoreLocked names the holder
         try:
-            as_of = datetime.now(UTC).replace(microsecond=0)
-            state["as_of"] = as_of.isoformat()
-            state["sshare"] = _sshare_text(con, as_of)
-            yield
+            delivery = settings.delivery
+            configured = delivery.export_path is not None or delivery.push_slurm
+            service = Service(
+                settings,
+                store,
+                on_published=partial(_deliver, delivery) if configured else None,
+            )
+            app.state.service = service
+            await asyncio.to_thread(service.load)
+            scheduler = _start_scheduler(service, settings, store)
+            # The ~80k objects of the loaded libraries live as long as the process: keep them
+            # out of the collector's full passes, which otherwise stall every request in flight
+            # for tens of ms (the p99 of the polled routes, bench/bench_http.py).
+            gc.freeze()
+            try:
+                yield
+            finally:
+                scheduler.shutdown(wait=False)
+                # a recompute in a worker thread is not cancelled: let it finish its write
+                await asyncio.to_thread(service.wait_idle, _SHUTDOWN_WAIT_S)
         finally:
-            con.close()
+            store.close()
 
-    app = FastAPI(title="fairledger", version="0.1.0", lifespan=lifespan)
-
-    @app.get("/", response_class=HTMLResponse)
-    def index() -> str:
-        return (
-            "<!doctype html><html><head><meta charset='utf-8'><title>fairledger</title></head>"
-            "<body><h1>fairledger</h1>"
-            f"<p>Fair-share factors as of {html.escape(state['as_of'])} "
-            "(the layout of <code>sshare -a -l -P</code>).</p>"
-            f"<pre>{html.escape(state['sshare'])}</pre></body></html>"
-        )
-
-    @app.get("/health", response_class=PlainTextResponse)
-    def health() -> str:
-        return "ok"
-
+    app = FastAPI(
+        title="fairledger",
+        version="0.1.0",
+        summary="Fair-share factors, accounting and their provenance",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    for router in ROUTERS:
+        app.include_router(router)
+    if settings.bench_routes:
+        _add_bench_routes(app)
+    route_access(app)  # raises if a route declares no roles
     return app
+
+
+def _add_bench_routes(app: FastAPI) -> None:
+    """Add the routes benchmarks compare against (the same bytes, no auth, no ETag)."""
+
+    @app.get("/bench/factors-bytes", include_in_schema=False)
+    async def factors_bytes() -> Response:
+        service: Service = app.state.service
+        return Response(service.current().json, media_type="application/json")

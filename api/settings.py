@@ -43,6 +43,7 @@ class SacctSource(BaseModel):
     initial_start: str = "now-7days"  # --starttime of the very first pull (sacct syntax)
     timeout_s: int = Field(default=600, gt=0)
     retries: int = Field(default=3, ge=0)  # attempts after the first, with backoff
+    backoff_s: float = Field(default=5.0, ge=0)  # wait before retry n: backoff_s * 2**(n-1)
     tz: str = "UTC"
 
 
@@ -59,6 +60,11 @@ class Delivery(BaseModel):
     site_factor_scale: float = 1000.0
     site_factor_offset: int = 0
     batch_size: int = Field(default=100, gt=0)  # jobs per scontrol call
+    # the fairledger cluster whose pending jobs squeue lists [default: the factors' only one]
+    cluster: str | None = None
+    # last SiteFactor pushed per job, kept between runs (else in memory for the process's life)
+    state_path: Path | None = None
+    timeout_s: int = Field(default=60, gt=0)  # per squeue / scontrol call
 
 
 class Settings(BaseSettings):
@@ -70,6 +76,10 @@ class Settings(BaseSettings):
     recompute_interval_s: int = Field(default=120, gt=0)
     sources: list[SacctSource] = []
     delivery: Delivery = Delivery()
+    # factor snapshots whose factors are kept in the store (metadata is kept for ever)
+    snapshots_kept: int = Field(default=288, ge=1)
+    # adds an unauthenticated /bench/factors-bytes route (benchmarks only, never in production)
+    bench_routes: bool = False
 
 
 def load_settings(config: Path | None = None, **overrides: Any) -> Settings:

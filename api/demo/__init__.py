@@ -1,11 +1,15 @@
-"""The embedded demo site: a policy and a month of sacct records, moved to end now.
+"""The embedded demo site: a policy and 90 days of sacct records, moved to end now.
 
 The records are stored with fixed dates; loading shifts every time by whole days so that the
-newest record ends today, which keeps decayed usage (and so the factors) interesting.
+newest record ends today, which keeps decayed usage (and so the factors) interesting. They go
+through the same path as real data (``parse_sacct`` then ``write_batch``). Every load also
+creates an admin and a scheduler token (stored hashed like any other) and prints them, since a
+token cannot be shown again later.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 
@@ -16,6 +20,38 @@ from models.policy import load_policy_text
 from models.store import Connection, has_batch_from, write_batch, write_policy
 
 DEMO_SOURCE = "demo/sacct.txt"
+DEMO_URL = "http://127.0.0.1:8000/"
+
+
+@dataclass(frozen=True)
+class DemoLoad:
+    """What loading the demo did, and the tokens made for it (role -> token)."""
+
+    loaded: bool  # False when the demo was already in the store
+    policy_version: int | None = None
+    runs_new: int = 0
+    runs_unchanged: int = 0
+    quarantined: int = 0
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        if self.loaded:
+            head = (
+                f"demo site loaded: policy version {self.policy_version}, {self.runs_new} new "
+                f"runs ({self.runs_unchanged} already there), {self.quarantined} quarantined"
+            )
+        else:
+            head = "demo site already loaded; made new tokens"
+        admin = self.tokens.get("admin", "")
+        lines = [
+            head,
+            f"serve it (`fairledger serve`; `make run` does), open {DEMO_URL} and paste the "
+            f"admin token: {admin}",
+            *(f"  {role} token: {token}" for role, token in self.tokens.items()),
+            f"  e.g. curl -H 'Authorization: Bearer {self.tokens.get('scheduler', '')}' "
+            f"{DEMO_URL}v1/factors",
+        ]
+        return "\n".join(lines)
 
 
 def _shifted(frame: pl.DataFrame, delta: timedelta) -> pl.DataFrame:
@@ -35,11 +71,19 @@ def _shifted(frame: pl.DataFrame, delta: timedelta) -> pl.DataFrame:
     return frame.with_columns(pl.col(times) + delta, *[rekey(k) for k in keys])
 
 
-def load_demo(con: Connection, *, now: datetime | None = None) -> str:
-    """Load the demo policy and records into ``con``; return a summary line."""
+def _demo_tokens(con: Connection) -> dict[str, str]:
+    from api.auth import Role, create_token
+
+    return {
+        role.value: create_token(con, role, note="demo")[1] for role in (Role.admin, Role.scheduler)
+    }
+
+
+def load_demo(con: Connection, *, now: datetime | None = None) -> DemoLoad:
+    """Load the demo policy and records into ``con`` (once) and make demo tokens."""
     now = now or datetime.now(UTC)
     if has_batch_from(con, DEMO_SOURCE):
-        return "demo site already loaded"
+        return DemoLoad(loaded=False, tokens=_demo_tokens(con))
     files = resources.files("api.demo")
     policy = load_policy_text(files.joinpath("policy.toml").read_text("utf-8"), origin="demo")
     version, _ = write_policy(con, policy, origin="demo/policy.toml")
@@ -56,7 +100,11 @@ def load_demo(con: Connection, *, now: datetime | None = None) -> str:
         lines_read=batch.lines_read,
         started_at=now,
     )
-    return (
-        f"demo site loaded: policy version {version}, {summary.runs_new} new runs "
-        f"({summary.runs_unchanged} already there), {summary.quarantined} quarantined"
+    return DemoLoad(
+        loaded=True,
+        policy_version=version,
+        runs_new=summary.runs_new,
+        runs_unchanged=summary.runs_unchanged,
+        quarantined=summary.quarantined,
+        tokens=_demo_tokens(con),
     )

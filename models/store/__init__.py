@@ -11,6 +11,7 @@ from models.store.runs import (
     read_runs,
     write_batch,
 )
+from models.store.sources import read_source_states
 
 __all__ = [
     "BatchSummary",
@@ -23,6 +24,7 @@ __all__ = [
     "read_active_policy",
     "read_quarantine",
     "read_runs",
+    "read_source_states",
     "write_batch",
     "write_policy",
 ]

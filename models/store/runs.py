@@ -16,6 +16,7 @@ import polars as pl
 
 from models.errors import StoreError
 from models.frames import QUARANTINE, RUNS, STEPS, conform
+from models.store.sources import advance_watermark
 
 # Columns that describe where and when a record was read, not what it says: they do not enter
 # the content hash, so the same record read from another file is the same version.
@@ -105,11 +106,24 @@ def write_batch(
     quarantine: pl.DataFrame,
     lines_read: int,
     started_at: datetime,
+    watermark: tuple[str, datetime] | None = None,
 ) -> BatchSummary:
-    """Land one parsed batch atomically; return what it changed."""
+    """Land one parsed batch atomically; return what it changed.
+
+    With ``watermark`` (source name, end of the window read), the source's watermark advances
+    in the same transaction (``sources.advance_watermark``): both land or neither does.
+    """
     try:
         con.execute("BEGIN TRANSACTION")
         batch_id = int(con.execute("SELECT nextval('batch_ids')").fetchall()[0][0])
+        if watermark is not None:
+            advance_watermark(
+                con,
+                source=watermark[0],
+                watermark=watermark[1],
+                attempted_at=started_at,
+                batch_id=batch_id,
+            )
         runs_counts = _upsert(
             con,
             table="runs",
@@ -135,9 +149,10 @@ def write_batch(
                 "INSERT INTO quarantine (quarantine_id, batch_id, source, line_no, record_id, "
                 "field, reason, raw, quarantined_at) SELECT nextval('quarantine_ids'), ?, "
                 "source, line_no, record_id, field, reason, raw, now() FROM q_incoming q "
-                # The same bad record read again is not quarantined twice.
+                # The same bad record read again is not quarantined twice, whatever line it is on
+                # (overlapping scheduled pulls put it elsewhere).
                 "WHERE NOT EXISTS (SELECT 1 FROM quarantine o WHERE o.status = 'open' "
-                "AND o.source = q.source AND o.line_no IS NOT DISTINCT FROM q.line_no "
+                "AND o.source = q.source "
                 "AND o.raw IS NOT DISTINCT FROM q.raw AND o.field = q.field)",
                 [batch_id],
             )
@@ -162,6 +177,9 @@ def write_batch(
     except duckdb.Error as exc:
         con.execute("ROLLBACK")
         raise StoreError(f"could not store the batch from {source}: {exc}") from exc
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
     return summary
 
 
