@@ -12,13 +12,13 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
-import click
 import polars as pl
 import typer
 
 from api.commands import delivery as delivery_commands
 from api.commands import drift as drift_command
 from api.commands import ingest_sacct
+from api.commands import quarantine as quarantine_commands
 from api.commands import tokens as token_commands
 from api.settings import Settings
 from models.errors import FairledgerError
@@ -290,21 +290,16 @@ ingest_sacct.register(ingest_app)  # fairledger ingest sacct
 delivery_commands.register(app)  # fairledger export-factors, push-slurm
 token_commands.register(app)  # fairledger token create|list|revoke
 drift_command.register(app)  # fairledger drift
+quarantine_commands.register(app)  # fairledger quarantine list|retry
 
 
 def main() -> None:
-    """Entry point of the console script: run the app, errors as one line on stderr."""
+    """Entry point of the console script: run the app, errors as one line on stderr.
+
+    Typer handles usage errors (exit 2) and ``typer.Exit``; fairledger's own errors exit 1.
+    """
     try:
-        code = app(standalone_mode=False)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
+        app()
     except FairledgerError as exc:
         typer.echo(f"fairledger: error: {exc}", err=True)
         sys.exit(1)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        typer.echo("Aborted.", err=True)
-        sys.exit(1)
-    sys.exit(code if isinstance(code, int) else 0)

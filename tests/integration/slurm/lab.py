@@ -1,32 +1,44 @@
-"""A throw-away single-node Slurm 22.05 with accounting, for fairledger's integration tests.
+"""A throw-away Slurm 22.05 with accounting, for fairledger's integration tests.
 
 Runs Debian 12's slurmctld/slurmd/slurmdbd, munge and a private MariaDB as root without
-systemd, every file under one state directory (see shared/reference/slurm-lab.md).
+systemd, every file under one state directory (see shared/reference/slurm-lab.md). One MariaDB
+and one slurmdbd serve one or more *clusters*; each cluster is its own slurmctld and slurmd
+(one node, fake CPUs, memory and GPUs) with its own slurm.conf, so several priority
+configurations (no decay, a short half-life, classic fair-share) run the same workload side by
+side instead of one after the other.
 
-    python lab.py up STATEDIR [--halflife 0] [--flags NO_FAIR_TREE] [--calc-period 1]
+    python lab.py up STATEDIR [--cluster lab[:HALFLIFE[:FLAGS]]]...   # default: one cluster "lab"
     python lab.py down STATEDIR          # stops, by pid, every daemon `up` started
-    python lab.py restart-ctld STATEDIR [--flags ...]   # new slurm.conf, restart slurmctld only
+    python lab.py restart-ctld STATEDIR --cluster NAME:HALFLIFE[:FLAGS]  # new slurm.conf
     python lab.py site STATEDIR          # the test association tree, QOS and Unix users
-    python lab.py workload STATEDIR      # submit the test jobs and wait until all have ended
-    python lab.py capture STATEDIR OUTDIR [--since ISO] [--settle 130]
-    python lab.py golden STATEDIR OUTDIR [priority options]  # up, site, workload, capture
-    eval "$(python lab.py env STATEDIR)" # SLURM_CONF for client commands
+    python lab.py workload STATEDIR      # submit the test jobs everywhere, wait until all ended
+    python lab.py capture STATEDIR OUTDIR [--since ISO]  # after the next priority tick
+    python lab.py golden STATEDIR OUTDIR [--cluster ...]  # up, site, workload, capture, down
+    eval "$(python lab.py env STATEDIR [CLUSTER])"       # SLURM_CONF for client commands
 
-Client commands need SLURM_CONF=STATEDIR/etc/slurm.conf (slurmdbd.conf and gres.conf are
-found beside it). Stdlib only; Python 3.11.
+Client commands need SLURM_CONF=STATEDIR/<cluster>/slurm.conf (gres.conf beside it). Ports are
+picked free at `up` and kept in STATEDIR/lab.json. Stdlib only; Python 3.11.
 """
+
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
+import contextlib
 import datetime as dt
 import json
 import os
+import random
+import re
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
+import threading
 import time
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 PACKAGES = ["slurmctld", "slurmd", "slurm-client", "slurmdbd", "munge",
@@ -39,6 +51,7 @@ BILLING = {"cpu": 'TRESBillingWeights="CPU=1.0,Mem=0.25G"',
 ALL_STATES = "BF,CA,CD,DL,F,NF,OOM,PD,PR,R,RQ,RS,RV,S,TO"
 SACCT_FORMAT = ("JobID,JobIDRaw,Cluster,Partition,QOS,Account,User,Submit,Eligible,Start,End,"
                 "Elapsed,ElapsedRaw,ExitCode,State,NNodes,NCPUS,ReqMem,AllocTRES,NodeList,JobName")
+NODE = "CPUs=32 RealMemory=32000 Gres=gpu:2"  # fake: config_overrides lets slurmd claim it
 
 
 # ---------------------------------------------------------------- helpers
@@ -46,40 +59,37 @@ def log(msg: str) -> None:
     print(f"[lab {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def env(state: Path) -> dict[str, str]:
-    return {**os.environ, "SLURM_CONF": str(state / "etc" / "slurm.conf"), "TZ": "UTC"}
-
-
-def run(state: Path, *cmd: str, check: bool = True, user: str | None = None) -> str:
-    """Run a command with SLURM_CONF set (as `user` through runuser if given); return stdout."""
-    argv = (["runuser", "-u", user, "--"] if user else []) + list(cmd)
-    p = subprocess.run(argv, env=env(state), capture_output=True, text=True)
-    if check and p.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)} -> {p.returncode}\n{p.stdout}{p.stderr}")
-    return p.stdout
+STOP = threading.Event()  # set to make every wait_for (and the workload threads) give up
 
 
 def wait_for(what: str, pred, timeout: float = 60, step: float = 0.5):
     end = time.monotonic() + timeout
+    last: Exception | None = None
     while time.monotonic() < end:
+        if STOP.is_set():
+            raise RuntimeError(f"stopped while waiting for {what}")
         try:
             if (res := pred()):
                 return res
-        except Exception:  # noqa: BLE001 - daemons refuse connections while starting
-            pass
+        except Exception as exc:  # noqa: BLE001 - daemons refuse connections while starting
+            last = exc
         time.sleep(step)
-    raise TimeoutError(f"timed out waiting for {what}")
+    raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}"
+                       + (f" (last error: {last})" if last else ""))
+
+
+_CHILDREN: dict[int, subprocess.Popen] = {}  # daemons started as our children (mariadbd)
 
 
 def pid_alive(pid: int) -> bool:
-    try:  # reap it first if it is our own child (mariadbd, when up and down share a process)
-        if os.waitpid(pid, os.WNOHANG)[0] == pid:
-            return False
-    except ChildProcessError:
-        pass
+    if (child := _CHILDREN.get(pid)) is not None:  # ours: let Popen reap it
+        return child.poll() is None
     try:
         os.kill(pid, 0)
-        return True
+    except OSError:
+        return False
+    try:  # a zombie that is not ours counts as gone
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
     except OSError:
         return False
 
@@ -92,21 +102,68 @@ def read_pid(path: Path) -> int | None:
 
 
 def stop_pid(path: Path, name: str, timeout: float = 30) -> None:
+    """Stop the daemon whose pid is in ``path`` (TERM, then KILL); forget the pid file."""
     pid = read_pid(path)
-    if pid is None or not pid_alive(pid):
-        return
-    log(f"stopping {name} (pid {pid})")
-    os.kill(pid, signal.SIGTERM)
-    try:
-        wait_for(f"{name} to exit", lambda: not pid_alive(pid), timeout)
-    except TimeoutError:
-        os.kill(pid, signal.SIGKILL)
+    if pid is not None and pid_alive(pid):
+        log(f"stopping {name} (pid {pid})")
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        try:
+            wait_for(f"{name} to exit", lambda: not pid_alive(pid), timeout, step=0.2)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    if pid is not None and (child := _CHILDREN.pop(pid, None)) is not None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(timeout=10)
     path.unlink(missing_ok=True)
 
 
-# ---------------------------------------------------------------- install and configure
+def free_ports(n: int) -> list[int]:
+    """Return ``n`` distinct TCP ports that are free now, below the kernel's ephemeral range (so
+    no client socket takes one before the daemons bind it) and random (so parallel labs do not
+    collide)."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    candidates = list(range(max(1024, low - 12000), low))
+    random.SystemRandom().shuffle(candidates)
+    ports: list[int] = []
+    for port in candidates:
+        with socket.socket() as s:
+            try:
+                s.bind(("0.0.0.0", port))
+            except OSError:
+                continue
+        ports.append(port)
+        if len(ports) == n:
+            return ports
+    raise RuntimeError(f"no {n} free TCP ports below {low}")
+
+
+def others_running() -> list[int]:
+    """Return the pids of Slurm daemons running on this machine (after ours have stopped)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            name = (proc / "comm").read_text().strip()
+        except OSError:
+            continue
+        if name in ("slurmctld", "slurmd", "slurmdbd", "slurmstepd") and pid_alive(int(proc.name)):
+            pids.append(int(proc.name))
+    return pids
+
+
+def missing_binaries() -> list[str]:
+    return [b for b in BINARIES if not shutil.which(b)]
+
+
 def ensure_packages() -> None:
-    if all(shutil.which(b) for b in BINARIES):
+    """apt-get install the Slurm, munge and MariaDB packages unless their binaries are there."""
+    if not missing_binaries():
         return
     policy = Path("/usr/sbin/policy-rc.d")
     made = not policy.exists()
@@ -115,6 +172,7 @@ def ensure_packages() -> None:
         policy.chmod(0o755)
     try:
         e = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        log("installing " + " ".join(PACKAGES))
         subprocess.run(["apt-get", "update"], env=e, check=True, capture_output=True)
         subprocess.run(["apt-get", "install", "-y", "--no-install-recommends", *PACKAGES],
                        env=e, check=True, capture_output=True)
@@ -123,24 +181,114 @@ def ensure_packages() -> None:
             policy.unlink(missing_ok=True)
 
 
-def slurm_conf(state: Path, o: dict) -> str:
-    host = socket.gethostname().split(".")[0]
-    flags = f"PriorityFlags={o['flags']}\n" if o["flags"] else ""
-    return f"""\
+# ---------------------------------------------------------------- configuration
+@dataclass
+class Cluster:
+    """One Slurm cluster of the lab: a slurmctld and a slurmd with their own slurm.conf."""
+
+    name: str
+    halflife: str = "0"  # PriorityDecayHalfLife
+    flags: str = ""  # PriorityFlags
+    calc_period: str = "1"  # PriorityCalcPeriod (minutes)
+    reset: str = ""  # PriorityUsageResetPeriod; "" = YEARLY without decay (22.05 needs one)
+    ctld_port: int = 0
+    slurmd_port: int = 0
+
+    @property
+    def usage_reset(self) -> str:
+        if self.reset:
+            return self.reset
+        return "YEARLY" if self.halflife.strip(":0") == "" else "NONE"
+
+
+@dataclass
+class Lab:
+    state: Path
+    clusters: list[Cluster] = field(default_factory=list)
+    dbd_port: int = 0
+    db_port: int = 0
+    started: list[str] = field(default_factory=list)  # pid files of the daemons we started
+
+    # ------------------------------------------------------------ persistence
+    @classmethod
+    def create(cls, state: Path, clusters: list[Cluster]) -> Lab:
+        """A new lab in ``state``, which every user must be able to read: the job owners' sbatch
+        reads the slurm.conf in it."""
+        state = state.resolve()
+        state.mkdir(parents=True, exist_ok=True)
+        state.chmod(0o755)
+        ports = free_ports(2 + 2 * len(clusters))
+        for i, c in enumerate(clusters):
+            c.ctld_port, c.slurmd_port = ports[2 + 2 * i], ports[3 + 2 * i]
+        lab = cls(state, clusters, dbd_port=ports[0], db_port=ports[1])
+        lab.save()
+        return lab
+
+    @classmethod
+    def load(cls, state: Path) -> Lab:
+        state = state.resolve()
+        data = json.loads((state / "lab.json").read_text())
+        clusters = [Cluster(**c) for c in data.pop("clusters")]
+        data.pop("state", None)
+        return cls(state, clusters, **data)
+
+    def save(self) -> None:
+        self.state.mkdir(parents=True, exist_ok=True)
+        data = asdict(self)
+        data["state"] = str(self.state)
+        (self.state / "lab.json").write_text(json.dumps(data, indent=1))
+
+    def cluster(self, name: str) -> Cluster:
+        for c in self.clusters:
+            if c.name == name:
+                return c
+        raise KeyError(f"no cluster {name!r} in {self.state}")
+
+    def cdir(self, cluster: str) -> Path:
+        return self.state / cluster
+
+    def conf(self, cluster: str) -> Path:
+        return self.cdir(cluster) / "slurm.conf"
+
+    def ctld_log(self, cluster: str) -> Path:
+        return self.cdir(cluster) / "slurmctld.log"
+
+    def env(self, cluster: str) -> dict[str, str]:
+        return {**os.environ, "SLURM_CONF": str(self.conf(cluster)), "TZ": "UTC"}
+
+    def run(self, cluster: str, *cmd: str, check: bool = True, user: str | None = None,
+            timeout: float = 120) -> str:
+        """Run a client command for ``cluster`` (as ``user`` via runuser); return stdout."""
+        argv = (["runuser", "-u", user, "--"] if user else []) + list(cmd)
+        p = subprocess.run(argv, env=self.env(cluster), capture_output=True, text=True,
+                           timeout=timeout)
+        if check and p.returncode != 0:
+            raise RuntimeError(f"[{cluster}] {' '.join(argv)} -> {p.returncode}\n"
+                               f"{p.stdout}{p.stderr}")
+        return p.stdout
+
+    # ------------------------------------------------------------ config files
+    def slurm_conf(self, c: Cluster) -> str:
+        host = socket.gethostname().split(".")[0]
+        d = self.cdir(c.name)
+        flags = f"PriorityFlags={c.flags}\n" if c.flags else ""
+        return f"""\
 # generated by fairledger tests/integration/slurm/lab.py
-ClusterName={o['cluster']}
+ClusterName={c.name}
 SlurmctldHost={host}
 SlurmUser=root
 SlurmdUser=root
-SlurmctldPort={o['ctld_port']}
-SlurmdPort={o['ctld_port'] + 1}
+SlurmctldPort={c.ctld_port}
+SlurmdPort={c.slurmd_port}
 AuthType=auth/munge
-StateSaveLocation={state}/ctld
-SlurmdSpoolDir={state}/spool
-SlurmctldPidFile={state}/slurmctld.pid
-SlurmdPidFile={state}/slurmd.pid
-SlurmctldLogFile={state}/log/slurmctld.log
-SlurmdLogFile={state}/log/slurmd.log
+StateSaveLocation={d}/ctld
+SlurmdSpoolDir={d}/spool
+SlurmctldPidFile={d}/slurmctld.pid
+SlurmdPidFile={d}/slurmd.pid
+SlurmctldLogFile={d}/slurmctld.log
+SlurmdLogFile={d}/slurmd.log
+SlurmctldDebug=verbose
+DebugFlags=Priority
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 JobAcctGatherType=jobacct_gather/linux
@@ -155,133 +303,211 @@ GresTypes=gpu
 SlurmdParameters=config_overrides
 AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=localhost
-AccountingStoragePort={o['dbd_port']}
+AccountingStoragePort={self.dbd_port}
 AccountingStorageEnforce=associations,limits,qos
 AccountingStorageTRES=gres/gpu
 JobCompType=jobcomp/none
 PriorityType=priority/multifactor
-PriorityDecayHalfLife={o['halflife']}
-PriorityCalcPeriod={o['calc_period']}
-PriorityUsageResetPeriod={o['reset']}
+PriorityDecayHalfLife={c.halflife}
+PriorityCalcPeriod={c.calc_period}
+PriorityUsageResetPeriod={c.usage_reset}
 PriorityWeightFairshare=10000
-{flags}NodeName={host} CPUs=8 RealMemory=8000 Gres=gpu:2 State=UNKNOWN
+{flags}NodeName={host} {NODE} State=UNKNOWN
 PartitionName=cpu Nodes={host} Default=YES MaxTime=INFINITE State=UP {BILLING['cpu']}
 PartitionName=gpu Nodes={host} MaxTime=INFINITE State=UP {BILLING['gpu']}
 """
 
+    def write_cluster_conf(self, c: Cluster) -> None:
+        d = self.cdir(c.name)
+        for sub in ("ctld", "spool"):
+            (d / sub).mkdir(parents=True, exist_ok=True)
+        self.conf(c.name).write_text(self.slurm_conf(c))
+        (d / "gres.conf").write_text(f"Name=gpu File={self.state}/fakegpu[0-1]\n")
 
-def write_configs(state: Path, o: dict) -> Path:
-    for d in ("etc", "log", "ctld", "spool", "mysql"):
-        (state / d).mkdir(parents=True, exist_ok=True)
-    etc = state / "etc"
-    (etc / "slurm.conf").write_text(slurm_conf(state, o))
-    for i in range(2):  # fake GPUs: slurmd only needs files to exist
-        (state / f"fakegpu{i}").touch()
-    (etc / "gres.conf").write_text(f"Name=gpu File={state}/fakegpu[0-1]\n")
-    dbd = etc / "slurmdbd.conf"
-    dbd.write_text(f"""AuthType=auth/munge
+    def write_configs(self) -> None:
+        etc = self.state / "etc"
+        for sub in ("etc", "log", "mysql"):
+            (self.state / sub).mkdir(parents=True, exist_ok=True)
+        for i in range(2):  # fake GPUs: slurmd only needs files to exist
+            (self.state / f"fakegpu{i}").touch()
+        for c in self.clusters:
+            self.write_cluster_conf(c)
+        # slurmdbd looks for slurmdbd.conf beside $SLURM_CONF: give it a directory of its own
+        shutil.copy(self.conf(self.clusters[0].name), etc / "slurm.conf")
+        dbd = etc / "slurmdbd.conf"
+        dbd.write_text(f"""AuthType=auth/munge
 DbdHost=localhost
-DbdPort={o['dbd_port']}
+DbdPort={self.dbd_port}
 SlurmUser=root
-PidFile={state}/slurmdbd.pid
-LogFile={state}/log/slurmdbd.log
+PidFile={self.state}/slurmdbd.pid
+LogFile={self.state}/log/slurmdbd.log
 StorageType=accounting_storage/mysql
 StorageHost=127.0.0.1
-StoragePort={o['db_port']}
+StoragePort={self.db_port}
 StorageUser=slurm
 StoragePass={DB_PASS}
 StorageLoc=slurm_acct_db
 """)
-    dbd.chmod(0o600)  # slurmdbd refuses a readable one
-    (etc / "my.cnf").write_text(f"""[mysqld]
+        dbd.chmod(0o600)  # slurmdbd refuses a readable one
+        (etc / "my.cnf").write_text(f"""[mysqld]
 user=root
-datadir={state}/mysql
-socket={state}/mysql.sock
-port={o['db_port']}
+datadir={self.state}/mysql
+socket={self.state}/mysql.sock
+port={self.db_port}
 bind-address=127.0.0.1
-pid-file={state}/mariadb.pid
-log-error={state}/log/mariadb.err
-innodb_buffer_pool_size=1024M
+pid-file={self.state}/mariadb.pid
+log-error={self.state}/log/mariadb.err
+innodb_buffer_pool_size=256M
 innodb_lock_wait_timeout=900
+skip-name-resolve
 [client]
-socket={state}/mysql.sock
+socket={self.state}/mysql.sock
 """)
-    (state / "lab.json").write_text(json.dumps(o, indent=1))
-    return etc / "slurm.conf"
 
+    # ------------------------------------------------------------ daemons
+    def _started(self, pidfile: Path) -> None:
+        if str(pidfile) not in self.started:
+            self.started.append(str(pidfile))
+            self.save()
 
-# ---------------------------------------------------------------- daemons
-def start_munge(state: Path) -> None:
-    if subprocess.run("munge -n | unmunge", shell=True, capture_output=True).returncode == 0:
-        return  # someone else's munged: leave it alone
-    Path("/run/munge").mkdir(exist_ok=True)
-    shutil.chown("/run/munge", "munge", "munge")
-    subprocess.run(["runuser", "-u", "munge", "--", "munged"], check=True)
-    wait_for("munged", lambda: read_pid(Path("/run/munge/munged.pid")))
-    shutil.copy("/run/munge/munged.pid", state / "munged.pid")  # so `down` stops it
+    def start_munge(self) -> None:
+        def works() -> bool:
+            return subprocess.run("munge -n | unmunge", shell=True,
+                                  capture_output=True).returncode == 0
 
+        if works():
+            return  # someone else's munged: leave it alone
+        Path("/run/munge").mkdir(exist_ok=True)
+        shutil.chown("/run/munge", "munge", "munge")
+        started = subprocess.run(["runuser", "-u", "munge", "--", "munged"], capture_output=True)
+        if started.returncode != 0:  # another lab may have started one at the same moment
+            wait_for("munged (started by someone else)", works, timeout=10)
+            return
+        pid = wait_for("munged", lambda: read_pid(Path("/run/munge/munged.pid")))
+        (self.state / "munged.pid").write_text(f"{pid}\n")
+        self._started(self.state / "munged.pid")
 
-def start_mariadb(state: Path) -> None:
-    cnf = str(state / "etc" / "my.cnf")
-    if (pid := read_pid(state / "mariadb.pid")) and pid_alive(pid):
-        return
-    if not (state / "mysql" / "mysql").exists():
-        subprocess.run(["mariadb-install-db", f"--defaults-file={cnf}", "--skip-test-db"],
-                       check=True, capture_output=True)
-    with open(state / "log" / "mariadb.out", "ab") as out:
-        subprocess.Popen(["mariadbd", f"--defaults-file={cnf}"], stdout=out, stderr=out,
-                         stdin=subprocess.DEVNULL, start_new_session=True)
-    sql = (f"CREATE DATABASE IF NOT EXISTS slurm_acct_db; "
-           f"CREATE USER IF NOT EXISTS 'slurm'@'127.0.0.1' IDENTIFIED BY '{DB_PASS}'; "
-           f"CREATE USER IF NOT EXISTS 'slurm'@'localhost' IDENTIFIED BY '{DB_PASS}'; "
-           f"GRANT ALL ON slurm_acct_db.* TO 'slurm'@'127.0.0.1'; "
-           f"GRANT ALL ON slurm_acct_db.* TO 'slurm'@'localhost';")
-    wait_for("mariadb", lambda: subprocess.run(
-        ["mariadb", f"--defaults-file={cnf}", "-uroot", "-e", sql],
-        capture_output=True).returncode == 0, timeout=60)
+    def start_mariadb(self) -> None:
+        cnf = str(self.state / "etc" / "my.cnf")
+        pidfile = self.state / "mariadb.pid"
+        if not ((pid := read_pid(pidfile)) and pid_alive(pid)):
+            if not (self.state / "mysql" / "mysql").exists():
+                subprocess.run(["mariadb-install-db", f"--defaults-file={cnf}", "--skip-test-db"],
+                               check=True, capture_output=True)
+            with open(self.state / "log" / "mariadb.out", "ab") as out:
+                p = subprocess.Popen(["mariadbd", f"--defaults-file={cnf}"], stdout=out,
+                                     stderr=out, stdin=subprocess.DEVNULL, start_new_session=True)
+            _CHILDREN[p.pid] = p
+            pidfile.write_text(f"{p.pid}\n")  # mariadbd rewrites it with the same pid
+            self._started(pidfile)
+        sql = (f"CREATE DATABASE IF NOT EXISTS slurm_acct_db; "
+               f"CREATE USER IF NOT EXISTS 'slurm'@'127.0.0.1' IDENTIFIED BY '{DB_PASS}'; "
+               f"CREATE USER IF NOT EXISTS 'slurm'@'localhost' IDENTIFIED BY '{DB_PASS}'; "
+               f"GRANT ALL ON slurm_acct_db.* TO 'slurm'@'127.0.0.1'; "
+               f"GRANT ALL ON slurm_acct_db.* TO 'slurm'@'localhost';")
+        wait_for("mariadb", lambda: subprocess.run(
+            ["mariadb", f"--defaults-file={cnf}", "-uroot", "-e", sql],
+            capture_output=True).returncode == 0, timeout=60)
 
+    def start_daemon(self, name: str, pidfile: Path, env: dict[str, str], probe) -> None:
+        if (pid := read_pid(pidfile)) and pid_alive(pid):
+            return
+        self._started(pidfile)  # before it starts: a failed start is still stopped by `down`
+        subprocess.run([name], env=env, check=True, capture_output=True)  # daemonizes itself
+        wait_for(f"{name} ({pidfile.parent.name})", probe, timeout=60)
 
-def start_daemon(state: Path, name: str, probe) -> None:
-    if (pid := read_pid(state / f"{name}.pid")) and pid_alive(pid):
-        return
-    subprocess.run([name], env=env(state), check=True)  # each daemonizes itself
-    wait_for(name, probe, timeout=60)
+    def node_state(self, cluster: str) -> str:
+        out = self.run(cluster, "sinfo", "-h", "-N", "-o", "%T")
+        return ",".join(sorted(set(out.split())))
 
+    def start_cluster(self, c: Cluster) -> None:
+        d, env = self.cdir(c.name), self.env(c.name)
+        self.start_daemon("slurmctld", d / "slurmctld.pid", env,
+                          lambda: self.run(c.name, "scontrol", "ping").count("UP"))
+        self.start_daemon("slurmd", d / "slurmd.pid", env, lambda: self.node_state(c.name))
 
-def node_state(state: Path) -> str:
-    return ",".join(sorted(set(run(state, "sinfo", "-h", "-N", "-o", "%T").split())))
+    def wait_idle(self, cluster: str, timeout: float = 90) -> None:
+        wait_for(f"node of {cluster} idle",
+                 lambda: self.node_state(cluster) in ("idle", "mixed", "allocated"), timeout)
 
+    def up(self) -> None:
+        ensure_packages()
+        self.write_configs()
+        self.start_munge()
+        self.start_mariadb()
+        dbd_env = {**os.environ, "SLURM_CONF": str(self.state / "etc" / "slurm.conf"),
+                   "TZ": "UTC"}
+        first = self.clusters[0].name
+        self.start_daemon("slurmdbd", self.state / "slurmdbd.pid", dbd_env,
+                          lambda: self.run(first, "sacctmgr", "-n", "show", "cluster") or True)
+        known = self.run(first, "sacctmgr", "-n", "-P", "show", "cluster", "format=cluster")
+        new = [c.name for c in self.clusters if c.name not in known.split()]
+        if new:
+            self.run(first, "sacctmgr", "-i", "add", "cluster", *new)
+        for c in self.clusters:
+            self.start_cluster(c)
+        for c in self.clusters:
+            self.wait_idle(c.name)
+        log(f"up: clusters {', '.join(c.name for c in self.clusters)} in {self.state}")
 
-def up(state: Path, o: dict) -> None:
-    state = state.resolve()
-    ensure_packages()
-    write_configs(state, o)
-    start_munge(state)
-    start_mariadb(state)
-    start_daemon(state, "slurmdbd", lambda: run(state, "sacctmgr", "-n", "show", "cluster") or True)
-    if o["cluster"] not in run(state, "sacctmgr", "-n", "-P", "show", "cluster", "format=cluster"):
-        run(state, "sacctmgr", "-i", "add", "cluster", o["cluster"])
-    start_daemon(state, "slurmctld", lambda: run(state, "scontrol", "ping").count("UP"))
-    start_daemon(state, "slurmd", lambda: node_state(state))
-    st = wait_for("node idle", lambda: (s := node_state(state)) in ("idle", "mixed", "allocated")
-                  and s, timeout=90)
-    log(f"up: node {st}; export SLURM_CONF={state}/etc/slurm.conf")
+    def restart_ctld(self, cluster: str, **changes: str) -> None:
+        """Rewrite ``cluster``'s slurm.conf with ``changes``; restart its slurmctld (usage is kept
+        in its state files)."""
+        c = self.cluster(cluster)
+        for k, v in changes.items():
+            setattr(c, k, v)
+        self.save()
+        self.write_cluster_conf(c)
+        stop_pid(self.cdir(cluster) / "slurmctld.pid", f"slurmctld ({cluster})")
+        self.start_cluster(c)
+        self.wait_idle(cluster)
 
+    def cancel_everything(self) -> None:
+        """Best effort: cancel every job so that no slurmstepd outlives its slurmd."""
+        for c in self.clusters:
+            pid = read_pid(self.cdir(c.name) / "slurmctld.pid")
+            if pid is None or not pid_alive(pid):
+                continue
+            try:
+                ids = self.run(c.name, "squeue", "-h", "-o", "%i", check=False, timeout=10).split()
+                if ids:
+                    self.run(c.name, "scancel", *ids, check=False, timeout=10)
+                wait_for(f"jobs of {c.name} to end", lambda c=c: self.run(
+                    c.name, "squeue", "-h", "-t", "R,CG", "-o", "%i", timeout=10).strip() == "",
+                    timeout=20, step=1)
+            except Exception as exc:  # noqa: BLE001 - stopping must go on
+                log(f"could not cancel the jobs of {c.name}: {exc}")
 
-def restart_ctld(state: Path, changes: dict) -> None:
-    """Rewrite slurm.conf with `changes` and restart slurmctld; usage is kept in its state files."""
-    state = state.resolve()
-    o = {**json.loads((state / "lab.json").read_text()), **changes}
-    write_configs(state, o)
-    stop_pid(state / "slurmctld.pid", "slurmctld")
-    start_daemon(state, "slurmctld", lambda: run(state, "scontrol", "ping").count("UP"))
-    wait_for("node idle", lambda: node_state(state) == "idle", timeout=90)
+    def down(self) -> None:
+        """Stop, by pid, every daemon this lab started (slurmd and slurmctld first)."""
+        self.cancel_everything()
+        order = {"slurmd.pid": 0, "slurmctld.pid": 1, "slurmdbd.pid": 2, "mariadb.pid": 3,
+                 "munged.pid": 4}
+        for pidfile in sorted(self.started, key=lambda p: order.get(Path(p).name, 9)):
+            path = Path(pidfile)
+            if path.name == "munged.pid" and others_running():
+                log("leaving munged running: another Slurm on this machine uses it")
+                continue
+            stop_pid(path, f"{path.stem} ({path.parent.name})")
+        self.started = []
+        self.save()
 
+    # ------------------------------------------------------------ priority ticks
+    def last_tick(self, cluster: str) -> int | None:
+        """Return when slurmctld's decay thread last ran (its priority_last_decay_ran state file:
+        two packed 64-bit big-endian times, last run and last reset)."""
+        path = self.cdir(cluster) / "ctld" / "priority_last_decay_ran"
+        try:
+            data = path.read_bytes()
+        except OSError:
+            return None
+        return struct.unpack(">Q", data[:8])[0] if len(data) >= 8 else None
 
-def down(state: Path) -> None:
-    state = state.resolve()
-    for name in ("slurmd", "slurmctld", "slurmdbd", "mariadb", "munged"):
-        stop_pid(state / f"{name}.pid", name)
+    def wait_tick_after(self, cluster: str, moment: float, timeout: float = 150) -> int:
+        """Wait until the decay thread has run (and saved its state) at or after ``moment``."""
+        return wait_for(f"a priority tick of {cluster}",
+                        lambda: (t := self.last_tick(cluster)) is not None and t >= moment and t,
+                        timeout, step=0.25)
 
 
 # ---------------------------------------------------------------- the test site and workload
@@ -294,143 +520,260 @@ USERS = [  # (user, account, fairshare)
     ("frank", "bio", "10"), ("grace", "bio", "0"), ("heidi", "idle", "10")]
 
 
-def site(state: Path) -> None:
+def ensure_user(user: str) -> None:
+    if subprocess.run(["id", user], capture_output=True).returncode:
+        p = subprocess.run(["useradd", "-M", "-s", "/bin/sh", user], capture_output=True)
+        if p.returncode and subprocess.run(["id", user], capture_output=True).returncode:
+            raise RuntimeError(f"useradd {user}: {p.stderr.decode()}")  # not a parallel race
+
+
+def site(lab: Lab) -> None:
+    """Create the Unix users and, in every cluster of the lab, the association tree and QOS."""
     for user in sorted({u for u, _, _ in USERS}):
-        if subprocess.run(["id", user], capture_output=True).returncode:
-            subprocess.run(["useradd", "-M", "-s", "/bin/sh", user], check=True)
-    sam = lambda *a: run(state, "sacctmgr", "-i", *a)  # noqa: E731
-    sam("add", "qos", "scavenger", "UsageFactor=0.5")
+        ensure_user(user)
+    first = lab.clusters[0].name
+    where = "cluster=" + ",".join(c.name for c in lab.clusters)
+    sam = lambda *a: lab.run(first, "sacctmgr", "-i", *a)  # noqa: E731
+    if "scavenger" not in lab.run(first, "sacctmgr", "-n", "-P", "show", "qos", "format=name"):
+        sam("add", "qos", "scavenger", "UsageFactor=0.5")
     for acct, parent, fs in TREE:
-        sam("add", "account", acct, f"parent={parent}", f"fairshare={fs}")
+        sam("add", "account", acct, f"parent={parent}", f"fairshare={fs}", where)
     for user, acct, fs in USERS:
-        sam("add", "user", user, f"account={acct}", f"fairshare={fs}")
-    sam("modify", "user", "where", "name=bob", "account=physics", "set", "qos+=scavenger")
-    run(state, "scontrol", "reconfigure")
+        sam("add", "user", user, f"account={acct}", f"fairshare={fs}", where)
+    sam("modify", "user", "where", "name=bob", "account=physics", where, "set", "qos+=scavenger")
+    for c in lab.clusters:
+        lab.run(c.name, "scontrol", "reconfigure")
 
 
-def sbatch(state: Path, user: str, *args: str, wrap: str) -> str:
-    return run(state, "sbatch", "--parsable", "--chdir=/tmp", "--output=/dev/null", *args,
-               f"--wrap={wrap}", user=user).strip().split(";")[0]
-
-
-def job_state(state: Path, job: str) -> str:
-    return run(state, "squeue", "-h", "-j", job, "-o", "%T", check=False).strip()
-
-
-JOBS = [  # label, user, sbatch options (--time=3 unless given), command
+# label, user, sbatch options (--time=2 unless given), command. Every job fits at once on the
+# 32-CPU, 32000-MB node, so the whole workload takes as long as its longest job (the TIMEOUT,
+# 60 s plus up to 30 s until slurmctld notices). It is submitted 20 to 50 s before a priority
+# tick of the first cluster with decay (see `align`): jobs longer than that are charged in a
+# slice at the tick and a tail at their end, shorter ones in one piece.
+JOBS = [
     # chem {erin, alice} and bio {frank, grace} get identical pairs of jobs, held (-H) and then
     # released together so that they start in one scheduling pass: the two accounts' usage ties
-    ("erin", "erin", "-pcpu", "-H", "-Achem", "-c2", "--mem=1536M", "-Jtwin", "sleep 40"),
-    ("frank", "frank", "-pcpu", "-H", "-Abio", "-c2", "--mem=1536M", "-Jtwin", "sleep 40"),
-    ("alice_chem", "alice", "-pcpu", "-H", "-Achem", "-c1", "--mem=1500M", "-Jtwin2", "sleep 25"),
-    ("grace_bio", "grace", "-pcpu", "-H", "-Abio", "-c1", "--mem=1500M", "-Jtwin2", "sleep 25"),
+    ("erin", "erin", "-pcpu", "-H", "-Achem", "-c2", "--mem=1536M", "-Jtwin", "sleep 50"),
+    ("frank", "frank", "-pcpu", "-H", "-Abio", "-c2", "--mem=1536M", "-Jtwin", "sleep 50"),
+    ("alice_chem", "alice", "-pcpu", "-H", "-Achem", "-c1", "--mem=1500M", "-Jtwin2", "sleep 20"),
+    ("grace_bio", "grace", "-pcpu", "-H", "-Abio", "-c1", "--mem=1500M", "-Jtwin2", "sleep 20"),
+    ("timeout", "bob", "-pcpu", "--time=1", "-c1", "--mem=1000M", "-Jtimeout", "sleep 300"),
     ("cancel_running", "alice", "-pcpu", "-c2", "--mem=1500M", "-Jcancelme", "sleep 300"),
-    ("gpu", "dave", "-pgpu", "-c1", "--mem=2000M", "--gres=gpu:1", "-Jgpujob", "sleep 50"),
-    ("timeout", "bob", "-pcpu", "--time=1", "-c1", "--mem=1000M", "-Jtimeout", "sleep 120"),
     ("cancel_pending", "carol", "-pcpu", "--begin=now+3600", "-Jnever", "sleep 10"),
+    ("requeue", "bob", "-pcpu", "--requeue", "-c1", "--mem=1200M", "-Jrequeue", "sleep 40"),
+    ("gpu", "dave", "-pgpu", "-c1", "--mem=2000M", "--gres=gpu:1", "-Jgpujob", "sleep 55"),
     ("alice_phys", "alice", "-pcpu", "-c2", "--mem=1500M", "-Jphys", "sleep 60"),
-    ("bob", "bob", "-pcpu", "-c1", "--mem=3000M", "-Jbigmem", "sleep 45"),
+    ("bob", "bob", "-pcpu", "-c1", "--mem=3000M", "-Jbigmem", "sleep 40"),
     ("carol", "carol", "-pcpu", "-c1", "--mem=1000M", "-Jcarol", "sleep 30"),
-    ("carol_gpu_part", "carol", "-pgpu", "-c3", "--mem=1536M", "-Jnogres", "sleep 30"),
-    ("scavenger", "bob", "-pcpu", "--qos=scavenger", "-c4", "--mem=1024M", "-Jscav", "sleep 30"),
-    ("array", "carol", "-pcpu", "--array=1-3", "-c1", "--mem=768M", "-Jarr", "sleep 20"),
-    ("fail", "dave", "-pcpu", "-c1", "-Jfail", "sleep 15; exit 1"),  # DefMemPerCPU: 512M
+    ("carol_gpu_part", "carol", "-pgpu", "-c3", "--mem=1536M", "-Jnogres", "sleep 20"),
+    ("scavenger", "bob", "-pcpu", "--qos=scavenger", "-c4", "--mem=1024M", "-Jscav", "sleep 50"),
+    ("array", "carol", "-pcpu", "--array=1-3", "-c1", "--mem=768M", "-Jarr", "sleep 15"),
+    ("fail", "dave", "-pcpu", "-c1", "-Jfail", "sleep 10; exit 1"),  # DefMemPerCPU: 512M
+    ("dependent", "dave", "-pcpu", "-c1", "--mem=600M", "-Jafter", "sleep 20"),  # afterany:fail
 ]
+CANCEL_RUNNING_AFTER = 15  # s of running before scancel
+REQUEUE_AFTER = 10  # s of running before scontrol requeue
+TICK_LEAD = (20, 50)  # submit this many seconds before a tick of the decay cluster
 
 
-def workload(state: Path) -> dict:
-    """Submit JOBS, cancel two of them; return {label: jobid} once every job has ended (~3 min)."""
-    state = state.resolve()
+def align(lab: Lab, lead: tuple[int, int] = TICK_LEAD) -> float:
+    """Sleep until the next priority tick of the first cluster with decay is ``lead`` seconds
+    away (so that the workload straddles it); return the seconds slept."""
+    decaying = [c for c in lab.clusters if c.halflife.strip(":0") != ""]
+    if not decaying:
+        return 0.0
+    c = decaying[0]
+    period = int(c.calc_period) * 60
+    last = lab.wait_tick_after(c.name, 0)
+    now = time.time()
+    ahead = (last - now) % period  # seconds to the next tick
+    low, high = lead
+    wait = 0.0 if low <= ahead <= high else (ahead - (low + high) / 2) % period
+    if wait:
+        log(f"waiting {wait:.0f} s so that the workload straddles a tick of {c.name}")
+        time.sleep(wait)  # in the main thread: Ctrl-C interrupts it
+    return wait
+
+
+def sbatch(lab: Lab, cluster: str, user: str, *args: str, wrap: str) -> str:
+    out = lab.run(cluster, "sbatch", "--parsable", "--chdir=/tmp", "--output=/dev/null", *args,
+                  f"--wrap={wrap}", user=user)
+    return out.strip().split(";")[0]
+
+
+def job_state(lab: Lab, cluster: str, job: str) -> str:
+    return lab.run(cluster, "squeue", "-h", "-j", job, "-o", "%T", check=False).strip()
+
+
+def workload_one(lab: Lab, cluster: str) -> dict[str, str]:
+    """Submit JOBS to one cluster, cancel, requeue; return {label: jobid} once all have ended."""
     j: dict[str, str] = {}
     for held in (True, False):
         for label, user, *args, wrap in JOBS:
-            if ("-H" in args) == held:
-                limit = [] if any(a.startswith("--time") for a in args) else ["--time=3"]
-                j[label] = sbatch(state, user, *args, *limit, wrap=wrap)
+            if ("-H" in args) != held:
+                continue
+            extra = [] if any(a.startswith("--time") for a in args) else ["--time=2"]
+            if label == "dependent":
+                extra.append(f"--dependency=afterany:{j['fail']}")
+            j[label] = sbatch(lab, cluster, user, *args, *extra, wrap=wrap)
         if held:
-            run(state, "scontrol", "release", ",".join(j.values()))
-    run(state, "scancel", j["cancel_pending"])
-    wait_for("cancelme running", lambda: job_state(state, j["cancel_running"]) == "RUNNING", 60)
-    time.sleep(20)
-    run(state, "scancel", j["cancel_running"])
-    wait_for("all jobs to end", lambda: run(state, "squeue", "-h", "-o", "%i").strip() == "",
-             timeout=600, step=2)
-    log(f"workload done: {j}")
+            lab.run(cluster, "scontrol", "release", ",".join(j.values()))
+    lab.run(cluster, "scancel", j["cancel_pending"])
+    started: dict[str, float] = {}
+    todo = {"cancel_running": CANCEL_RUNNING_AFTER, "requeue": REQUEUE_AFTER}
+    deadline = time.monotonic() + 90
+    while todo:
+        if STOP.is_set():
+            raise RuntimeError(f"[{cluster}] stopped")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"[{cluster}] jobs {sorted(todo)} never ran long enough")
+        for label in list(todo):
+            if label not in started and job_state(lab, cluster, j[label]) == "RUNNING":
+                started[label] = time.monotonic()
+            if label in started and time.monotonic() - started[label] >= todo[label]:
+                if label == "cancel_running":
+                    lab.run(cluster, "scancel", j[label])
+                else:  # requeued jobs wait ~2 min before they may start again: move StartTime,
+                    # but not into the second of the requeue, or the new launch's credential
+                    # counts as revoked with the old one and the job fails at once
+                    lab.run(cluster, "scontrol", "requeue", j[label])
+                    wait_for("requeued job pending", lambda: job_state(
+                        lab, cluster, j["requeue"]) == "PENDING", 30, step=0.3)
+                    time.sleep(2)
+                    lab.run(cluster, "scontrol", "update", f"jobid={j[label]}", "StartTime=now")
+                del todo[label]
+        time.sleep(0.3)
+    wait_for(f"all jobs of {cluster} to end",
+             lambda: lab.run(cluster, "squeue", "-h", "-o", "%i").strip() == "",
+             timeout=300, step=1)
+    log(f"[{cluster}] workload done: {j}")
     return j
 
 
-def capture(state: Path, out: Path, since: str, settle: float = 130) -> None:
-    """Write the golden files; sshare waits `settle` s so two PriorityCalcPeriod ticks pass."""
-    state = state.resolve()
+def workload(lab: Lab) -> dict[str, dict[str, str]]:
+    """Run the workload on every cluster at once; return {cluster: {label: jobid}}."""
+    align(lab)
+    pool = concurrent.futures.ThreadPoolExecutor(len(lab.clusters))
+    try:
+        futures = {c.name: pool.submit(workload_one, lab, c.name) for c in lab.clusters}
+        pending = set(futures.values())
+        while pending:  # wake up often: a signal may land in a worker thread, and only the main
+            # thread runs Python's handlers (Ctrl-C would wait for the whole workload)
+            done, pending = concurrent.futures.wait(
+                pending, timeout=0.5, return_when=concurrent.futures.FIRST_EXCEPTION)
+            for f in done:
+                f.result()  # raises the first failure
+        return {name: f.result() for name, f in futures.items()}
+    except BaseException:  # a failure, Ctrl-C: make the other threads give up at once
+        STOP.set()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        STOP.clear()
+
+
+# ---------------------------------------------------------------- capture
+def sacct_command(since: str) -> list[str]:
+    """The sacct call of docs/ingest.md (run with TZ=UTC)."""
+    return ["sacct", "--allusers", "--duplicates", "--parsable2", "--noconvert",
+            f"--starttime={since}", "--endtime=now", f"--state={ALL_STATES}",
+            f"--format={SACCT_FORMAT}"]
+
+
+def capture(lab: Lab, cluster: str, out: Path, since: str, after: float | None = None) -> dict:
+    """Write the golden files of one cluster, taken right after a priority tick at or after
+    ``after`` (default: now) so that sshare's RawUsage and factors agree; return what was taken.
+
+    ``sshare`` and ``scontrol show assoc_mgr`` are retaken if a tick came in between.
+    """
     out.mkdir(parents=True, exist_ok=True)
-    shutil.copy(state / "etc" / "slurm.conf", out / "slurm.conf")
-    time.sleep(settle)
+    shutil.copy(lab.conf(cluster), out / "slurm.conf")
+    for _ in range(3):
+        tick = lab.wait_tick_after(cluster, time.time() if after is None else after)
+        sshare = lab.run(cluster, "sshare", "-a", "-l", "-P")
+        as_of = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+        assoc_mgr = lab.run(cluster, "scontrol", "show", "assoc_mgr", "flags=assoc")
+        if lab.last_tick(cluster) == tick:
+            break
+        after = None
+    else:
+        raise RuntimeError(f"[{cluster}] priority ticks kept coming during the capture")
     files = {
-        "sshare.txt": ["sshare", "-a", "-l", "-P"],
-        "assoc_mgr.txt": ["scontrol", "show", "assoc_mgr", "flags=assoc"],
-        "assoc.txt": ["sacctmgr", "--parsable2", "show", "associations"],
-        "assoc_lft.txt": ["sacctmgr", "--parsable2", "show", "associations",
-                          "format=Cluster,Account,User,ParentName,Share,Lft,Rgt,QOS,DefaultQOS"],
-        "qos.txt": ["sacctmgr", "--parsable2", "show", "qos", "format=Name,UsageFactor,Priority"],
-        "sacct.txt": ["sacct", "--allusers", "--duplicates", "--parsable2", "--noconvert",
-                      f"--starttime={since}", "--endtime=now", f"--state={ALL_STATES}",
-                      f"--format={SACCT_FORMAT}"],
+        "sshare.txt": sshare,
+        "assoc_mgr.txt": assoc_mgr,
+        "assoc_lft.txt": lab.run(cluster, "sacctmgr", "--parsable2", "show", "associations",
+                                 "where", f"cluster={cluster}",
+                                 "format=Cluster,Account,User,ParentName,Share,Lft,Rgt"),
+        "qos.txt": lab.run(cluster, "sacctmgr", "--parsable2", "show", "qos"),
+        "sacct.txt": lab.run(cluster, *sacct_command(since)),
+        "as_of.txt": as_of.strftime("%Y-%m-%dT%H:%M:%SZ") + "\n",
+        "last_tick.txt": dt.datetime.fromtimestamp(tick, dt.timezone.utc)
+        .strftime("%Y-%m-%dT%H:%M:%SZ") + "\n",
     }
-    as_of = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    for name, cmd in files.items():
-        (out / name).write_text(run(state, *cmd))
-    (out / "as_of.txt").write_text(as_of + "\n")
-    log(f"captured into {out} as of {as_of}")
+    for name, text in files.items():
+        (out / name).write_text(text)
+    shutil.copy(lab.ctld_log(cluster), out / "slurmctld.log")
+    log(f"[{cluster}] captured into {out} as of {files['as_of.txt'].strip()}")
+    return {"as_of": as_of, "tick": tick, "dir": out}
 
 
 # ---------------------------------------------------------------- CLI
+def parse_cluster(text: str) -> Cluster:
+    """``NAME[:HALFLIFE[:FLAGS]]``, e.g. ``lab``, ``decay:00:05:00``, ``classic:0:NO_FAIR_TREE``."""
+    m = re.fullmatch(r"([a-z][a-z0-9_]*)(?::(\d+(?::\d+)*?|\d+-\d+(?::\d+)*))?(?::([A-Z_,]+))?",
+                     text)
+    if not m:
+        raise argparse.ArgumentTypeError(f"--cluster {text!r}: expected NAME[:HALFLIFE[:FLAGS]]")
+    return Cluster(m.group(1), halflife=m.group(2) or "0", flags=m.group(3) or "")
+
+
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("cmd", choices=["up", "down", "restart-ctld", "site", "workload", "capture",
                                     "golden", "env"])
     ap.add_argument("statedir", type=Path)
-    ap.add_argument("outdir", type=Path, nargs="?", help="capture/golden: where the files go")
-    ap.add_argument("--halflife", help="PriorityDecayHalfLife, e.g. 0 (default) or 00:05:00")
-    ap.add_argument("--flags", help="PriorityFlags, e.g. NO_FAIR_TREE (default none)")
-    ap.add_argument("--calc-period", help="PriorityCalcPeriod in minutes (default 1)")
-    ap.add_argument("--reset", help="PriorityUsageResetPeriod; default YEARLY when the half-life "
-                    "is 0 (22.05 refuses 0 with NONE), else NONE")
-    ap.add_argument("--cluster", default="lab")
-    ap.add_argument("--ctld-port", type=int, default=6817, help="slurmd uses this + 1")
-    ap.add_argument("--dbd-port", type=int, default=6819)
-    ap.add_argument("--db-port", type=int, default=3307)
+    ap.add_argument("outdir", nargs="?", help="capture/golden: where the files go; env: cluster")
+    ap.add_argument("--cluster", type=parse_cluster, action="append",
+                    help="NAME[:HALFLIFE[:FLAGS]], repeatable (default: lab, no decay)")
     ap.add_argument("--since", help="sacct --starttime (capture); default: 1 hour ago")
-    ap.add_argument("--settle", type=float, default=130)
     a = ap.parse_args(argv)
-    prio = {k: v for k, v in (("halflife", a.halflife), ("flags", a.flags),
-                              ("calc_period", a.calc_period), ("reset", a.reset)) if v is not None}
-    if "halflife" in prio and "reset" not in prio:
-        prio["reset"] = "YEARLY" if prio["halflife"].strip(":0") == "" else "NONE"
-    o = {"cluster": a.cluster, "halflife": "0", "flags": "", "calc_period": "1", "reset": "YEARLY",
-         "ctld_port": a.ctld_port, "dbd_port": a.dbd_port, "db_port": a.db_port, **prio}
     st = a.statedir.resolve()
-    since = a.since or (dt.datetime.utcnow() - dt.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S")
+    since = a.since or (dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1)).strftime(
+        "%Y-%m-%dT%H:%M:%S")
+    if a.cmd in ("up", "golden"):
+        lab = Lab.create(st, a.cluster or [Cluster("lab")])
+    else:
+        lab = Lab.load(st)
     if a.cmd == "up":
-        up(st, o)
+        lab.up()
     elif a.cmd == "down":
-        down(st)
-    elif a.cmd == "restart-ctld":  # only the priority options given change
-        restart_ctld(st, prio)
+        lab.down()
+    elif a.cmd == "restart-ctld":
+        for c in a.cluster or []:
+            lab.restart_ctld(c.name, halflife=c.halflife, flags=c.flags)
     elif a.cmd == "site":
-        site(st)
+        site(lab)
     elif a.cmd == "workload":
-        print(json.dumps(workload(st)))
+        print(json.dumps(workload(lab)))
     elif a.cmd == "capture":
-        capture(st, a.outdir, since, a.settle)
-    elif a.cmd == "golden":  # up + site + workload + capture, for a fresh STATEDIR
-        since = (dt.datetime.utcnow() - dt.timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%S")
-        up(st, o)
-        site(st)
-        jobs = workload(st)
-        capture(st, a.outdir, since, a.settle)
-        (a.outdir / "jobs.json").write_text(json.dumps(jobs, indent=1) + "\n")
+        for c in lab.clusters:
+            capture(lab, c.name, Path(a.outdir) / c.name, since)
+    elif a.cmd == "golden":
+        since = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=1)).strftime(
+            "%Y-%m-%dT%H:%M:%S")
+        try:
+            lab.up()
+            site(lab)
+            jobs = workload(lab)
+            ended = time.time() + 1
+            for c in lab.clusters:
+                capture(lab, c.name, Path(a.outdir) / c.name, since, after=ended)
+                (Path(a.outdir) / c.name / "jobs.json").write_text(
+                    json.dumps(jobs[c.name], indent=1) + "\n")
+        finally:
+            lab.down()
     elif a.cmd == "env":
-        print(f"export SLURM_CONF={st}/etc/slurm.conf")
+        print(f"export SLURM_CONF={lab.conf(a.outdir or lab.clusters[0].name)}")
 
 
 if __name__ == "__main__":
