@@ -179,3 +179,80 @@ class TokenCreate(BaseModel):
 
 class TokenCreated(TokenInfo):
     token: str = Field(description="shown once; only its SHA-256 is stored")
+
+
+class TresItem(BaseModel):
+    name: str
+    count: float
+
+
+class RunVersion(BaseModel):
+    """One stored content of a run (``GET /v1/runs/{run_key}/versions``)."""
+
+    version: int = Field(description="1 for the first content stored, then in storage order")
+    is_current: bool
+    row_hash: str = Field(description="MD5 of the content (provenance columns excluded)")
+    batch_id: int = Field(description="the ingest batch that first stored this content")
+    ingested_at: datetime
+    superseded_at: datetime | None = Field(description="null for the current version")
+    superseded_by_batch: int | None
+    run_key: str
+    scheduler: str
+    cluster: str
+    job_id: str | None
+    job_id_raw: str | None
+    user: str | None
+    account: str | None
+    partition: str | None
+    qos: str | None
+    state: str | None
+    exit_code: str | None
+    submit_at: datetime | None
+    eligible_at: datetime | None
+    start_at: datetime | None
+    end_at: datetime | None
+    elapsed_s: int | None
+    timelimit_s: int | None
+    alloc_nodes: int | None
+    alloc_cpus: int | None
+    alloc_mem_mb: float | None
+    alloc_gpus: int | None
+    gpu_type: str | None
+    tres: list[TresItem] | None
+    billing: float | None
+    nodelist: str | None
+    reservation: str | None
+    job_name: str | None
+    source: str | None
+    source_line: int | None
+
+
+class RunVersionList(BaseModel):
+    run_key: str
+    data: list[RunVersion] = Field(description="oldest first")
+    count: int
+
+
+class QuarantineRecord(BaseModel):
+    quarantine_id: int
+    batch_id: int = Field(description="the batch that quarantined it")
+    source: str
+    line_no: int | None
+    record_id: str | None = Field(description="the JobID when it could be read")
+    field: str = Field(description='the offending field, "" for a whole-line problem')
+    reason: str = Field(description="the latest reason (after a retry, the reason found then)")
+    first_reason: str | None
+    raw: str | None
+    quarantined_at: datetime
+    status: Literal["open", "resolved"]
+    parser: str | None
+    fields: list[str] | None = Field(description="the field order it was parsed with")
+    retries: int | None
+    last_retry_at: datetime | None
+    resolved_at: datetime | None
+    resolved_by_batch: int | None = Field(description="the batch that landed it once it parsed")
+
+
+class QuarantineList(BaseModel):
+    data: list[QuarantineRecord]
+    count: int = Field(description="how many records match in all (data is one page)")

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
+from ingest.load import field_order
 from ingest.sources.sacct import (
     Runner,
     SacctPull,
@@ -35,6 +36,7 @@ from ingest.sources.sacct import (
 from models.errors import FairledgerError, SourceUnavailable
 from models.store import BatchSummary, write_batch
 from models.store.handle import StoreHandle
+from models.store.runs import ParsedWith
 from models.store.sources import (
     SourceState,
     ensure_source,
@@ -217,6 +219,7 @@ def _pull(
                 lines_read=batch.lines_read,
                 started_at=started_at,
                 watermark=(source.name, started_at),
+                parsed_with=ParsedWith("sacct", field_order(text, None), source.cluster, source.tz),
             )
     except Exception as exc:  # a failed load must degrade the source, whatever the cause
         if not isinstance(exc, FairledgerError):  # a bug, not bad input: keep the traceback

@@ -8,9 +8,12 @@ from pathlib import Path
 
 import polars as pl
 
-from ingest.sources.sacct import parse_sacct
+from ingest.sources.sacct import KNOWN_FIELDS, parse_sacct
 from models.errors import ParseError
 from models.store import BatchSummary, Connection, write_batch
+from models.store.runs import ParsedWith
+
+_KNOWN = frozenset(name.lower() for name in KNOWN_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -57,5 +60,18 @@ def load_sacct_file(
         quarantine=batch.quarantine,
         lines_read=batch.lines_read,
         started_at=started_at,
+        parsed_with=ParsedWith("sacct", field_order(text, fields), cluster, tz),
     )
     return FileLoad(summary, batch.quarantine)
+
+
+def field_order(text: str, fields: list[str] | None) -> tuple[str, ...] | None:
+    """Return the field order a quarantined line of ``text`` is parsed again with: the file's
+    header when it has one (it wins over ``fields``, as in ``parse_sacct``), else ``fields``."""
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    names = [n.strip() for n in first.split("|")]
+    if len(names) > 1 and names[-1] == "":
+        names.pop()
+    if fields is None or all(n.lower() in _KNOWN for n in names):
+        return tuple(names)
+    return tuple(fields)

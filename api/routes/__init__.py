@@ -13,7 +13,7 @@ import fastapi.routing
 from fastapi import APIRouter, FastAPI
 
 from api.auth import Access, access_of
-from api.routes import factors, health, pages, snapshots, status, tokens
+from api.routes import factors, health, pages, quarantine, runs, snapshots, status, tokens
 
 ROUTERS: list[APIRouter] = [
     pages.router,
@@ -22,6 +22,8 @@ ROUTERS: list[APIRouter] = [
     snapshots.router,
     status.router,
     tokens.router,
+    runs.router,
+    quarantine.router,
 ]
 
 

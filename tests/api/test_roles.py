@@ -32,6 +32,7 @@ class Site:
     victim: str  # a token id the DELETE route may revoke
     association: tuple[str, str, str]  # one the viewer may see
     hidden: tuple[str, str, str]  # one it may not
+    run_key: str  # a stored run (its key has slashes)
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +50,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         }
         tokens["bad token"] = "flt_not-a-token"
         victim, _ = create_token(con, Role.scheduler, note="revoked by the matrix")
+        run_key = con.execute("SELECT min(run_key) FROM runs").fetchall()[0][0]
     finally:
         con.close()
     with live_server(tmp, db=db) as server:
@@ -62,6 +64,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             victim,
             (seen["cluster"], seen["account"], seen["user"]),
             (hidden["cluster"], hidden["account"], hidden["user"]),
+            run_key,
         )
 
 
@@ -72,6 +75,7 @@ def _url(path: str, site: Site) -> str:
         .replace("{account}", account)
         .replace("{user}", user)
         .replace("{token_id}", site.victim)
+        .replace("{run_key:path}", site.run_key)
     )
 
 
@@ -110,6 +114,8 @@ EXPECTED = {
     ("GET", "/v1/tokens"): {"admin"},
     ("POST", "/v1/tokens"): {"admin"},
     ("DELETE", "/v1/tokens/{token_id}"): {"admin"},
+    ("GET", "/v1/runs/{run_key:path}/versions"): {"auditor", "admin"},
+    ("GET", "/v1/quarantine"): {"auditor", "admin"},
 }
 
 
@@ -135,6 +141,8 @@ def test_role_matrix(site: Site, method: str, path: str, caller: str) -> None:
         assert body["type"] == "urn:fairledger:problem:unauthenticated"
     elif Role(caller) in access.roles:
         assert answer.status_code not in (401, 403), answer.text
+        if path in ("/v1/runs/{run_key:path}/versions", "/v1/quarantine"):
+            assert answer.status_code == 200, answer.text  # a real run key, a real page
         assert answer.status_code < 500, answer.text
     else:
         body = assert_problem(answer, 403)
@@ -196,6 +204,9 @@ def test_viewer_sees_only_its_accounts_subtree(site: Site) -> None:
         ("GET", "/v1/snapshots?as_of=yesterday", 422),
         ("POST", "/v1/tokens", 422),
         ("DELETE", "/v1/tokens/tnosuchtoken", 404),
+        ("GET", "/v1/runs/hpc/1/0/versions", 404),
+        ("GET", "/v1/quarantine?status=maybe", 422),
+        ("GET", "/v1/quarantine?limit=0", 422),
     ],
 )
 def test_errors_are_problem_json(site: Site, method: str, path: str, status: int) -> None:
