@@ -31,7 +31,7 @@ from api.errors import install_error_handlers
 from api.routes import ROUTERS, route_access
 from api.service import Service
 from api.settings import Delivery, Settings
-from ingest.scheduler import add_ingest_jobs
+from ingest.scheduler import add_drop_dir_jobs, add_ingest_jobs, add_reconcile_jobs
 from models.snapshots import FactorSnapshot
 from models.store.handle import StoreHandle
 
@@ -74,6 +74,8 @@ def _start_scheduler(service: Service, settings: Settings, store: StoreHandle) -
 
     service.wake_recompute = wake
     add_ingest_jobs(scheduler, settings.sources, store, on_loaded=service.request_recompute)
+    add_drop_dir_jobs(scheduler, settings.drop_dirs, store, on_loaded=service.request_recompute)
+    add_reconcile_jobs(scheduler, settings.sources, store, on_loaded=service.request_recompute)
     scheduler.start()
     return scheduler
 

@@ -11,6 +11,11 @@ the file win over environment variables, and command-line options win over both.
     cluster = "lab"
     command = "/usr/bin/sacct"
     interval_s = 300
+    reconcile = { enabled = true, interval_s = 86400, window_days = 7 }
+
+    [[drop_dirs]]                  # files dropped here are loaded, then moved to done/ or failed/
+    path = "/var/spool/fairledger/drop"
+    format = "jsonl"
 
     [delivery]
     export_path = "/var/spool/fairledger/factors.json"
@@ -21,12 +26,23 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from models.errors import FairledgerError
+
+
+class Reconcile(BaseModel):
+    """A scheduled wide pull of one sacct source compared with the store."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = False
+    interval_s: int = Field(default=86400, gt=0)
+    window_days: int = Field(default=7, gt=0)
+    timeout_s: int = Field(default=3600, gt=0)
 
 
 class SacctSource(BaseModel):
@@ -45,6 +61,32 @@ class SacctSource(BaseModel):
     retries: int = Field(default=3, ge=0)  # attempts after the first, with backoff
     backoff_s: float = Field(default=5.0, ge=0)  # wait before retry n: backoff_s * 2**(n-1)
     tz: str = "UTC"
+    reconcile: Reconcile = Reconcile()
+
+
+class DropDir(BaseModel):
+    """A directory the scheduler loads accounting files from (``docs/scheduled-ingest.md``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: Path
+    format: Literal["sacct", "sacct_json", "pbs", "lsf", "jsonl"]
+    cluster: str | None = None  # required for pbs and lsf; replaces sacct's Cluster field
+    fields: list[str] | None = None  # the field order of headerless sacct files
+    tz: str = "UTC"  # of sacct files' times
+    interval_s: int = Field(default=60, gt=0)
+    settle_s: float = Field(default=10.0, ge=0)  # a file modified this recently is still written
+
+    @model_validator(mode="after")
+    def _cluster_for_logs(self) -> DropDir:
+        if self.format in ("pbs", "lsf") and not self.cluster:
+            raise ValueError(f"a {self.format} drop directory needs a cluster")
+        return self
+
+    @property
+    def name(self) -> str:
+        """Return the source name its batches and status are recorded under."""
+        return f"dropdir:{self.path}"
 
 
 class Delivery(BaseModel):
@@ -75,6 +117,9 @@ class Settings(BaseSettings):
     port: int = 8000
     recompute_interval_s: int = Field(default=120, gt=0)
     sources: list[SacctSource] = []
+    drop_dirs: list[DropDir] = []
+    # largest body POST /v1/ingest accepts (bytes); a larger one is answered 413
+    ingest_max_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
     delivery: Delivery = Delivery()
     # factor snapshots whose factors are kept in the store (metadata is kept for ever)
     snapshots_kept: int = Field(default=288, ge=1)

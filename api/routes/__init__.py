@@ -13,7 +13,17 @@ import fastapi.routing
 from fastapi import APIRouter, FastAPI
 
 from api.auth import Access, access_of
-from api.routes import factors, health, pages, quarantine, runs, snapshots, status, tokens
+from api.routes import (
+    factors,
+    health,
+    ingest,
+    pages,
+    quarantine,
+    runs,
+    snapshots,
+    status,
+    tokens,
+)
 
 ROUTERS: list[APIRouter] = [
     pages.router,
@@ -24,6 +34,7 @@ ROUTERS: list[APIRouter] = [
     tokens.router,
     runs.router,
     quarantine.router,
+    ingest.router,
 ]
 
 

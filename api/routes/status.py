@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from fastapi import APIRouter
 
 from api.auth import ADMIN, AUDITOR, require
 from api.deps import ServiceDep
-from api.schemas import Problem, StatusPublic
+from api.schemas import Problem, ReconciliationPublic, StatusPublic
+from api.service import Service
+from models.store.reconciliations import read_last_reconciliations
 
 router = APIRouter(tags=["health"])
+
+
+def _with_reconciliations(service: Service) -> StatusPublic:
+    status = service.status()
+    with service.store.reading() as cur:
+        last = read_last_reconciliations(cur)
+    for source in status.sources:
+        if (report := last.get(source.source)) is not None:
+            source.reconciliation = ReconciliationPublic.model_validate(asdict(report))
+    return status
 
 
 @router.get(
@@ -17,5 +31,6 @@ router = APIRouter(tags=["health"])
     responses={s: {"model": Problem} for s in (401, 403)},
 )
 def status(service: ServiceDep) -> StatusPublic:
-    """Return the status of every source, the last recompute, delivery and snapshot."""
-    return service.status()
+    """Return the status of every source (with its last reconciliation), the last recompute,
+    delivery and snapshot."""
+    return _with_reconciliations(service)

@@ -283,6 +283,12 @@ USAGE_COLUMNS = (
     "elapsed_s",
 )
 
+# The run columns fair-share itself needs (``compute_factors`` and the check for associations
+# missing from the policy): the usage columns without run_key, state and elapsed_s. At 10M runs
+# reading these instead of ``USAGE_COLUMNS`` saves the unique run_key strings (see
+# docs/benchmarks.md, "Scale: 10M runs").
+FACTOR_COLUMNS = tuple(c for c in USAGE_COLUMNS if c not in ("run_key", "state", "elapsed_s"))
+
 
 def read_runs(
     con: duckdb.DuckDBPyConnection,

@@ -116,6 +116,7 @@ EXPECTED = {
     ("DELETE", "/v1/tokens/{token_id}"): {"admin"},
     ("GET", "/v1/runs/{run_key:path}/versions"): {"auditor", "admin"},
     ("GET", "/v1/quarantine"): {"auditor", "admin"},
+    ("POST", "/v1/ingest"): {"admin"},
 }
 
 
