@@ -17,8 +17,10 @@ import typer
 
 from api.commands import delivery as delivery_commands
 from api.commands import drift as drift_command
+from api.commands import explain as explain_commands
 from api.commands import ingest_sacct
 from api.commands import quarantine as quarantine_commands
+from api.commands import sreport as sreport_commands
 from api.commands import tokens as token_commands
 from api.settings import Settings
 from models.errors import FairledgerError
@@ -167,13 +169,68 @@ def ingest_file(
         str | None, typer.Option(help="comma-separated field order of a headerless file")
     ] = None,
     tz: Annotated[str, typer.Option(help="time zone of times without one")] = "UTC",
+    chunk_lines: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="land the file in batches of about this many lines (steps stay with their job)",
+        ),
+    ] = 250_000,
 ) -> None:
-    """Load a sacct --parsable2 file; bad lines are quarantined, the rest land."""
-    from ingest.load import load_sacct_file
+    """Load a sacct --parsable2 file; bad lines are quarantined, the rest land.
+
+    A large file is read and landed in chunks, each its own atomic batch; a progress bar shows
+    on stderr when it is a terminal.
+    """
+    from contextlib import ExitStack
+
+    from ingest.load import LoadProgress, load_sacct_file
 
     field_list = [f.strip() for f in fields.split(",")] if fields else None
-    with store_of(ctx) as con:
-        loaded = load_sacct_file(con, file, cluster=cluster, fields=field_list, tz=tz)
+    on_progress = None
+    with ExitStack() as stack:
+        if sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+                TransferSpeedColumn,
+            )
+
+            bar = stack.enter_context(
+                Progress(
+                    TextColumn("{task.description}"),
+                    BarColumn(),
+                    DownloadColumn(),
+                    TransferSpeedColumn(),
+                    TextColumn("{task.fields[lines]:,} lines, {task.fields[batches]} batches"),
+                    TimeElapsedColumn(),
+                    TimeRemainingColumn(),
+                    console=Console(stderr=True),
+                    transient=False,
+                )
+            )
+            task = bar.add_task(
+                file.name, total=file.stat().st_size if file.exists() else None, lines=0, batches=0
+            )
+
+            def on_progress(p: LoadProgress) -> None:
+                bar.update(task, completed=p.bytes_done, lines=p.lines_done, batches=p.batches)
+
+        con = stack.enter_context(store_of(ctx))
+        loaded = load_sacct_file(
+            con,
+            file,
+            cluster=cluster,
+            fields=field_list,
+            tz=tz,
+            chunk_lines=chunk_lines,
+            on_progress=on_progress,
+        )
     typer.echo(loaded.describe())
     if loaded.quarantine.height:
         for row in loaded.quarantine.head(20).iter_rows(named=True):
@@ -291,6 +348,8 @@ delivery_commands.register(app)  # fairledger export-factors, push-slurm
 token_commands.register(app)  # fairledger token create|list|revoke
 drift_command.register(app)  # fairledger drift
 quarantine_commands.register(app)  # fairledger quarantine list|retry
+explain_commands.register(app)  # fairledger explain, simulate
+sreport_commands.register(app)  # fairledger sreport cluster|user|job
 
 
 def main() -> None:

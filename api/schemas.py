@@ -8,7 +8,7 @@ the strings ``"inf"``, ``"-inf"``, ``"nan"``.
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -302,3 +302,104 @@ class ReconciliationPublic(BaseModel):
     days: list[ReconcileDay]
     gap_keys: list[str] = Field(description="at most 1000")
     changed_keys: list[str] = Field(description="at most 1000")
+
+
+class ExplainLevel(BaseModel):
+    """One association on the path from root, with the values the factors were computed from."""
+
+    depth: int
+    account: str
+    user: str
+    raw_shares: int | None
+    norm_shares: Number | None = Field(description="S")
+    raw_usage: Number | None
+    effective_usage: Number | None = Field(description="U")
+    level_fs: Number | None = Field(description="S/U under Fair Tree; null in classic mode")
+
+
+class ExplainNeighbour(BaseModel):
+    account: str
+    user: str
+    rank: int
+    fairshare: Number
+    diverge_depth: int = Field(description="the first depth where the two paths differ")
+    mine: str = Field(description="this user's association at that depth")
+    theirs: str
+    mine_level_fs: Number | None
+    theirs_level_fs: Number | None
+
+
+class ExplainRun(BaseModel):
+    run_key: str | None
+    job_id: str | None
+    start_at: datetime | None
+    end_at: datetime | None
+    usage_rate: float = Field(description="billing x QOS usage factor, per second")
+    raw_usage: float = Field(description="decayed usage at as_of")
+    share: float = Field(description="of the user's usage")
+
+
+class ExplainRecovery(BaseModel):
+    target: float
+    at: datetime | None = Field(description="null: not reached within a year")
+    after_s: float | None
+
+
+class ExplanationPublic(BaseModel):
+    """Why a user's factor is what it is (see docs/explain.md)."""
+
+    cluster: str
+    account: str
+    user: str
+    as_of: datetime
+    algorithm: str
+    fairshare: Number
+    rank: int = Field(description="1 + users of the cluster with a higher factor")
+    users: int
+    path: list[ExplainLevel]
+    above: ExplainNeighbour | None
+    below: ExplainNeighbour | None
+    top_runs: list[ExplainRun]
+    recovery: ExplainRecovery | None
+
+
+class SharesOverride(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    cluster: str
+    account: str
+    user: str = ""
+    shares: Annotated[int, Field(ge=0)] | Literal["parent"]
+
+
+class SimulateRequest(BaseModel):
+    """Another policy: a whole TOML text, or overrides of the active one (not both)."""
+
+    model_config = {"extra": "forbid"}
+
+    policy_toml: str | None = None
+    half_life_s: float | None = Field(default=None, ge=0)
+    algorithm: Literal["fair_tree", "classic"] | None = None
+    ties: Literal["slurm", "merge"] | None = None
+    shares: list[SharesOverride] = []
+    as_of: datetime | None = Field(default=None, description="ISO 8601; default now (UTC)")
+
+
+class SimulationRow(BaseModel):
+    cluster: str
+    account: str
+    user: str
+    raw_usage_current: float | None
+    raw_usage_other: float | None
+    raw_usage_change: float | None
+    fairshare_current: float | None
+    fairshare_other: float | None
+    fairshare_change: float | None
+    rank_current: int | None
+    rank_other: int | None
+    rank_change: int | None = Field(description="positive: moves up")
+
+
+class SimulationPublic(BaseModel):
+    data: list[SimulationRow]
+    count: int

@@ -1,38 +1,72 @@
-"""Landing parsed batches in the store, and the summary a person reads afterwards."""
+"""Landing parsed batches in the store, and the summary a person reads afterwards.
+
+``load_sacct_file`` lands a whole file as one batch. With ``chunk_lines`` it reads the file in
+chunks of about that many lines instead, each parsed and landed as its own batch (each one
+atomic), so a year of sacct output loads in bounded memory. A chunk ends only before a line whose
+JobID has no ``.`` (an allocation line, or a header), so the steps of an allocation always land
+with it; each chunk is parsed with the file's header line in front, and the line numbers the
+parser reports (``source_line``, a quarantined record's ``line_no``) are those of the file.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from dataclasses import fields as dataclass_fields
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import BinaryIO
 
 import polars as pl
 
-from ingest.sources.sacct import KNOWN_FIELDS, parse_sacct
+from ingest.sources.sacct import KNOWN_FIELDS, SacctBatch, _is_header, parse_sacct
 from models.errors import ParseError
+from models.frames import QUARANTINE, empty
 from models.store import BatchSummary, Connection, write_batch
 from models.store.runs import ParsedWith
 
 _KNOWN = frozenset(name.lower() for name in KNOWN_FIELDS)
 
+# Default size of a chunk of a large file: ~100k jobs, ~0.6 GB peak while it is parsed.
+CHUNK_LINES = 250_000
+
 
 @dataclass(frozen=True)
 class FileLoad:
-    """What loading one file did: the stored batch and the records it quarantined."""
+    """What loading one file did: the stored batch(es) and the records quarantined.
+
+    ``summary`` holds the totals over every batch the file was landed in (its ``batch_id`` is the
+    last one); ``batches`` each batch's own summary, in order.
+    """
 
     summary: BatchSummary
     quarantine: pl.DataFrame
+    batches: tuple[BatchSummary, ...] = ()
 
     def describe(self) -> str:
         """Return a one-paragraph summary for the command line."""
         s = self.summary
+        if len(self.batches) > 1:
+            head = f"{len(self.batches)} batches ({self.batches[0].batch_id}-{s.batch_id})"
+        else:
+            head = f"batch {s.batch_id}"
         text = (
-            f"batch {s.batch_id}: {s.lines_read} lines read; "
+            f"{head}: {s.lines_read} lines read; "
             f"runs {s.runs_new} new, {s.runs_changed} changed, {s.runs_unchanged} unchanged; "
             f"steps {s.steps_new} new, {s.steps_changed} changed, {s.steps_unchanged} unchanged; "
             f"{s.quarantined} quarantined"
         )
         return text
+
+
+@dataclass(frozen=True)
+class LoadProgress:
+    """How far a chunked load is, reported after each landed batch."""
+
+    bytes_done: int
+    bytes_total: int
+    lines_done: int  # physical lines of the file consumed so far
+    batches: int
 
 
 def load_sacct_file(
@@ -42,8 +76,25 @@ def load_sacct_file(
     cluster: str | None = None,
     fields: list[str] | None = None,
     tz: str = "UTC",
+    chunk_lines: int | None = None,
+    on_progress: Callable[[LoadProgress], None] | None = None,
 ) -> FileLoad:
-    """Parse a ``sacct --parsable2`` file and land it as one batch; return what happened."""
+    """Parse a ``sacct --parsable2`` file and land it; return what happened.
+
+    Without ``chunk_lines`` the file lands as one batch. With it, the file is read and landed in
+    chunks of at least ``chunk_lines`` lines (see the module's docstring), ``on_progress`` is
+    called after each one, and the summary adds up all batches.
+    """
+    if chunk_lines is not None:
+        return _load_chunked(
+            con,
+            path,
+            cluster=cluster,
+            fields=fields,
+            tz=tz,
+            chunk_lines=chunk_lines,
+            on_progress=on_progress,
+        )
     started_at = datetime.now(UTC)
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
@@ -51,7 +102,20 @@ def load_sacct_file(
         raise ParseError(f"cannot read {path}: {exc}") from exc
     source = str(path.resolve())
     batch = parse_sacct(text, source=source, fields=fields, cluster=cluster, tz=tz)
-    summary = write_batch(
+    summary = _write(
+        con, batch, source, started_at, ParsedWith("sacct", field_order(text, fields), cluster, tz)
+    )
+    return FileLoad(summary, batch.quarantine, (summary,))
+
+
+def _write(
+    con: Connection,
+    batch: SacctBatch,
+    source: str,
+    started_at: datetime,
+    parsed_with: ParsedWith,
+) -> BatchSummary:
+    return write_batch(
         con,
         source=source,
         scheduler="slurm",
@@ -60,9 +124,133 @@ def load_sacct_file(
         quarantine=batch.quarantine,
         lines_read=batch.lines_read,
         started_at=started_at,
-        parsed_with=ParsedWith("sacct", field_order(text, fields), cluster, tz),
+        parsed_with=parsed_with,
     )
-    return FileLoad(summary, batch.quarantine)
+
+
+def _load_chunked(
+    con: Connection,
+    path: Path,
+    *,
+    cluster: str | None,
+    fields: list[str] | None,
+    tz: str,
+    chunk_lines: int,
+    on_progress: Callable[[LoadProgress], None] | None,
+) -> FileLoad:
+    if chunk_lines < 1:
+        raise ValueError("chunk_lines must be at least 1")
+    source = str(path.resolve())
+    try:
+        handle = path.open("rb")
+        total = path.stat().st_size
+    except OSError as exc:
+        raise ParseError(f"cannot read {path}: {exc}") from exc
+    batches: list[BatchSummary] = []
+    quarantined: list[pl.DataFrame] = []
+    header: str | None = None  # the file's header line, put in front of every later chunk
+    parsed_with = ParsedWith("sacct", tuple(fields) if fields is not None else None, cluster, tz)
+    first_line = 1  # the file's line number of the chunk's first line
+    bytes_done = 0
+    with handle:
+        for raw_lines, size in _chunks(handle, chunk_lines, fields):
+            started_at = datetime.now(UTC)
+            text = _decode(b"".join(raw_lines))
+            if not batches:
+                first = next((line for line in text.split("\n") if line.strip()), "")
+                header = first if first and _is_header(first) else None
+                parsed_with = ParsedWith("sacct", field_order(first, fields), cluster, tz)
+                chunk_text, offset = text, 0
+            elif header is not None:
+                chunk_text, offset = f"{header}\n{text}", first_line - 2
+            else:
+                chunk_text, offset = text, first_line - 1
+            batch = parse_sacct(chunk_text, source=source, fields=fields, cluster=cluster, tz=tz)
+            if offset:
+                batch = _shift_lines(batch, offset)
+            batches.append(_write(con, batch, source, started_at, parsed_with))
+            if batch.quarantine.height:
+                quarantined.append(batch.quarantine)
+            first_line += text.count("\n")
+            bytes_done += size
+            if on_progress is not None:
+                on_progress(LoadProgress(bytes_done, total, first_line - 1, len(batches)))
+    if not batches:  # an empty file still lands (an empty batch), as an unchunked load does
+        batch = parse_sacct("", source=source, fields=fields, cluster=cluster, tz=tz)
+        batches.append(_write(con, batch, source, datetime.now(UTC), parsed_with))
+    quarantine = pl.concat(quarantined) if quarantined else empty(QUARANTINE)
+    return FileLoad(_total(batches), quarantine, tuple(batches))
+
+
+def _chunks(
+    handle: BinaryIO, chunk_lines: int, fields: list[str] | None
+) -> Iterator[tuple[list[bytes], int]]:
+    """Yield (lines, bytes) of chunks of at least ``chunk_lines`` lines (the last may be shorter),
+    each cut before a line whose JobID has no ``.``: steps stay in their allocation's chunk."""
+    pending: list[bytes] = []
+    size = 0
+    job_field: int | None = None  # position of JobID, known once the first line is seen
+    names: list[str] | None = None
+    for raw in handle:
+        if names is None:
+            if raw.strip():  # the first line that is not blank: a header, or data
+                line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+                header = _is_header(line)
+                names = [n.strip().lower() for n in (line.split("|") if header else fields or [])]
+                job_field = _job_field(names)
+        elif len(pending) >= chunk_lines and job_field is not None and _starts_job(raw, job_field):
+            yield pending, size
+            pending, size = [], 0
+        pending.append(raw)
+        size += len(raw)
+    if pending:
+        yield pending, size
+
+
+def _job_field(names: list[str]) -> int | None:
+    for name in ("jobid", "jobidraw"):
+        if name in names:
+            return names.index(name)
+    return None
+
+
+def _starts_job(raw: bytes, job_field: int) -> bool:
+    """Return whether ``raw`` may start a chunk: its JobID is there and has no ``.``."""
+    parts = raw.split(b"|", job_field + 1)
+    if len(parts) <= job_field:
+        return False
+    job_id = parts[job_field].strip()
+    return bool(job_id) and b"." not in job_id
+
+
+def _decode(data: bytes) -> str:
+    """Decode as ``Path.read_text`` does: UTF-8 with replacement, universal newlines."""
+    text = data.decode("utf-8", errors="replace")
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text
+
+
+def _shift_lines(batch: SacctBatch, offset: int) -> SacctBatch:
+    """Return ``batch`` with its line numbers moved by ``offset`` (chunk lines -> file lines)."""
+    return SacctBatch(
+        runs=batch.runs.with_columns(pl.col("source_line") + offset),
+        steps=batch.steps.with_columns(pl.col("source_line") + offset),
+        quarantine=batch.quarantine.with_columns(pl.col("line_no") + offset),
+        lines_read=batch.lines_read,
+    )
+
+
+def _total(batches: list[BatchSummary]) -> BatchSummary:
+    """Return the sum of the batches' counts, with the last batch's id."""
+    if len(batches) == 1:
+        return batches[0]
+    counts = {
+        f.name: sum(getattr(b, f.name) for b in batches)
+        for f in dataclass_fields(BatchSummary)
+        if f.name != "batch_id"
+    }
+    return BatchSummary(batch_id=batches[-1].batch_id, **counts)
 
 
 def field_order(text: str, fields: list[str] | None) -> tuple[str, ...] | None:

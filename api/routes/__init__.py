@@ -14,6 +14,7 @@ from fastapi import APIRouter, FastAPI
 
 from api.auth import Access, access_of
 from api.routes import (
+    explain,
     factors,
     health,
     ingest,
@@ -35,6 +36,7 @@ ROUTERS: list[APIRouter] = [
     runs.router,
     quarantine.router,
     ingest.router,
+    explain.router,
 ]
 
 

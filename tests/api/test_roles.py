@@ -117,6 +117,8 @@ EXPECTED = {
     ("GET", "/v1/runs/{run_key:path}/versions"): {"auditor", "admin"},
     ("GET", "/v1/quarantine"): {"auditor", "admin"},
     ("POST", "/v1/ingest"): {"admin"},
+    ("GET", "/v1/explain/{cluster}/{account}/{user}"): {"auditor", "admin", "viewer"},
+    ("POST", "/v1/simulate"): {"admin"},
 }
 
 
