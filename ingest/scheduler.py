@@ -37,6 +37,49 @@ def job_id(source: ScheduledSacct) -> str:
     return f"ingest:{source.name}"
 
 
+def _add_interval_job(
+    scheduler: BaseScheduler,
+    work: Callable[[], bool],
+    *,
+    on_loaded: Callable[[], None],
+    seconds: float,
+    job: str,
+    name: str,
+    first: datetime | None,
+) -> None:
+    """Add ``work`` as an interval job that never overlaps itself; ``on_loaded()`` follows
+    each run of ``work`` that returned True (new or changed runs landed). The first run is at
+    ``first``, or one interval from now when ``first`` is None."""
+    # APScheduler reads an explicit next_run_time=None as "paused": pass it only when given.
+    start = {} if first is None else {"next_run_time": first}
+    scheduler.add_job(
+        _run_and_notify,
+        trigger="interval",
+        seconds=seconds,
+        kwargs={"work": work, "on_loaded": on_loaded, "name": name},
+        id=job,
+        name=name,
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=None,  # late is better than skipped: a backlog runs once
+        replace_existing=True,
+        **start,
+    )
+
+
+def _run_and_notify(*, work: Callable[[], bool], on_loaded: Callable[[], None], name: str) -> None:
+    try:
+        changed = work()
+    except Exception:  # a scheduled job logs and waits for its next tick
+        log.exception("scheduled job %r crashed", name)
+        return
+    if changed:
+        try:
+            on_loaded()
+        except Exception:
+            log.exception("on_loaded after scheduled job %r failed", name)
+
+
 def add_ingest_jobs(
     scheduler: BaseScheduler,
     sources: Sequence[ScheduledSacct],
@@ -54,45 +97,14 @@ def add_ingest_jobs(
             ensure_source(cur, source.name, cluster=source.cluster)
     first = datetime.now(UTC) + timedelta(seconds=first_run_after_s)
     for source in sources:
-        scheduler.add_job(
-            _pull_and_notify,
-            trigger="interval",
-            seconds=source.interval_s,
-            kwargs={
-                "source": source,
-                "store": store,
-                "on_loaded": on_loaded,
-                "runner": runner,
-                "now": now,
-            },
-            id=job_id(source),
-            name=f"ingest sacct {source.name}",
-            max_instances=1,
-            coalesce=True,
-            misfire_grace_time=None,  # late is better than skipped: a backlog runs once
-            next_run_time=first,
-            replace_existing=True,
-        )
 
+        def pull(source: ScheduledSacct = source) -> bool:
+            return run_sacct_source(source, store, now=now, runner=runner).changed
 
-def _pull_and_notify(
-    *,
-    source: ScheduledSacct,
-    store: StoreHandle,
-    on_loaded: Callable[[], None],
-    runner: Runner,
-    now: Callable[[], datetime],
-) -> None:
-    try:
-        outcome = run_sacct_source(source, store, now=now, runner=runner)
-    except Exception:  # a scheduled job logs and waits for its next tick
-        log.exception("scheduled pull of sacct source %s crashed", source.name)
-        return
-    if outcome.changed:
-        try:
-            on_loaded()
-        except Exception:
-            log.exception("on_loaded after the pull of %s failed", source.name)
+        _add_interval_job(
+            scheduler, pull, on_loaded=on_loaded, seconds=source.interval_s,
+            job=job_id(source), name=f"ingest sacct {source.name}", first=first,
+        )  # fmt: skip
 
 
 def add_drop_dir_jobs(
@@ -111,38 +123,14 @@ def add_drop_dir_jobs(
             ensure_source(cur, drop.name, cluster=drop.cluster)
     first = datetime.now(UTC) + timedelta(seconds=first_run_after_s)
     for drop in drops:
-        scheduler.add_job(
-            _drop_and_notify,
-            trigger="interval",
-            seconds=drop.interval_s,
-            kwargs={"drop": drop, "store": store, "on_loaded": on_loaded, "now": now},
-            id=f"ingest:{drop.name}",
-            name=f"ingest drop directory {drop.path}",
-            max_instances=1,
-            coalesce=True,
-            misfire_grace_time=None,
-            next_run_time=first,
-            replace_existing=True,
-        )
 
+        def load(drop: DropDirSettings = drop) -> bool:
+            return any(o.changed for o in run_drop_dir(drop, store, now=now))
 
-def _drop_and_notify(
-    *,
-    drop: DropDirSettings,
-    store: StoreHandle,
-    on_loaded: Callable[[], None],
-    now: Callable[[], datetime],
-) -> None:
-    try:
-        outcomes = run_drop_dir(drop, store, now=now)
-    except Exception:
-        log.exception("scheduled load of drop directory %s crashed", drop.path)
-        return
-    if any(o.changed for o in outcomes):
-        try:
-            on_loaded()
-        except Exception:
-            log.exception("on_loaded after drop directory %s failed", drop.path)
+        _add_interval_job(
+            scheduler, load, on_loaded=on_loaded, seconds=drop.interval_s,
+            job=f"ingest:{drop.name}", name=f"ingest drop directory {drop.path}", first=first,
+        )  # fmt: skip
 
 
 def add_reconcile_jobs(
@@ -159,41 +147,12 @@ def add_reconcile_jobs(
     for source in sources:
         if not source.reconcile.enabled:
             continue
-        scheduler.add_job(
-            _reconcile_and_notify,
-            trigger="interval",
-            seconds=source.reconcile.interval_s,
-            kwargs={
-                "source": source,
-                "store": store,
-                "on_loaded": on_loaded,
-                "runner": runner,
-                "now": now,
-            },  # fmt: skip
-            id=f"reconcile:{source.name}",
-            name=f"reconcile sacct {source.name}",
-            max_instances=1,
-            coalesce=True,
-            misfire_grace_time=None,
-            replace_existing=True,
-        )
 
+        def reconcile(source: ReconciledSacct = source) -> bool:
+            report = reconcile_sacct_source(source, store, now=now, runner=runner)
+            return bool(report.gaps or report.changed)
 
-def _reconcile_and_notify(
-    *,
-    source: ReconciledSacct,
-    store: StoreHandle,
-    on_loaded: Callable[[], None],
-    runner: Runner,
-    now: Callable[[], datetime],
-) -> None:
-    try:
-        report = reconcile_sacct_source(source, store, now=now, runner=runner)
-    except Exception:
-        log.exception("scheduled reconciliation of %s crashed", source.name)
-        return
-    if report.gaps or report.changed:
-        try:
-            on_loaded()
-        except Exception:
-            log.exception("on_loaded after the reconciliation of %s failed", source.name)
+        _add_interval_job(
+            scheduler, reconcile, on_loaded=on_loaded, seconds=source.reconcile.interval_s,
+            job=f"reconcile:{source.name}", name=f"reconcile sacct {source.name}", first=None,
+        )  # fmt: skip
