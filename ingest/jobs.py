@@ -26,6 +26,7 @@ from typing import Literal, Protocol
 from ingest.load import field_order
 from ingest.sources.sacct import (
     Runner,
+    SacctBatch,
     SacctPull,
     fetch_sacct,
     parse_sacct,
@@ -34,7 +35,7 @@ from ingest.sources.sacct import (
     subprocess_runner,
 )
 from models.errors import FairledgerError, SourceUnavailable
-from models.store import BatchSummary, write_batch
+from models.store import BatchSummary, Connection, write_batch
 from models.store.handle import StoreHandle
 from models.store.runs import ParsedWith
 from models.store.sources import (
@@ -121,7 +122,8 @@ class _ClusterLocks:
             return self._locks.setdefault(cluster, threading.Lock())
 
 
-_cluster_lock = _ClusterLocks()
+# One pull per cluster at a time, shared by scheduled pulls and reconciliations.
+cluster_lock = _ClusterLocks()
 
 
 def run_sacct_source(
@@ -139,7 +141,7 @@ def run_sacct_source(
     process, and, unless ``force``, within ``min_interval_s`` of the source's last attempt.
     """
     cluster = source.cluster or ""
-    lock = _cluster_lock(cluster)
+    lock = cluster_lock(cluster)
     if not lock.acquire(blocking=False):
         reason = f"a pull of cluster {cluster or '(local)'} is already running"
         log.info("sacct source %s skipped: %s", source.name, reason)
@@ -209,17 +211,8 @@ def _pull(
     try:
         batch = parse_sacct(text, source=source.name, cluster=source.cluster, tz=source.tz)
         with store.write() as cur:
-            summary = write_batch(
-                cur,
-                source=source.name,
-                scheduler="slurm",
-                runs=batch.runs,
-                steps=batch.steps,
-                quarantine=batch.quarantine,
-                lines_read=batch.lines_read,
-                started_at=started_at,
-                watermark=(source.name, started_at),
-                parsed_with=ParsedWith("sacct", field_order(text, None), source.cluster, source.tz),
+            summary = write_sacct_pull(
+                cur, source, batch, text, started_at=started_at, watermark=started_at
             )
     except Exception as exc:  # a failed load must degrade the source, whatever the cause
         if not isinstance(exc, FairledgerError):  # a bug, not bad input: keep the traceback
@@ -228,6 +221,31 @@ def _pull(
     outcome = IngestOutcome(source.name, "loaded", start, started_at, summary, attempts)
     log.info("%s", outcome.describe())
     return outcome
+
+
+def write_sacct_pull(
+    cur: Connection,
+    source: SacctPull,
+    batch: SacctBatch,
+    text: str,
+    *,
+    started_at: datetime,
+    watermark: datetime | None = None,
+) -> BatchSummary:
+    """Land a parsed sacct pull of ``source`` as one batch (moving its watermark to
+    ``watermark`` in the same transaction when given); return what it changed."""
+    return write_batch(
+        cur,
+        source=source.name,
+        scheduler="slurm",
+        runs=batch.runs,
+        steps=batch.steps,
+        quarantine=batch.quarantine,
+        lines_read=batch.lines_read,
+        started_at=started_at,
+        watermark=None if watermark is None else (source.name, watermark),
+        parsed_with=ParsedWith("sacct", field_order(text, None), source.cluster, source.tz),
+    )
 
 
 def _too_soon(state: SourceState, source: ScheduledSacct, at: datetime) -> str | None:

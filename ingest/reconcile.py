@@ -21,14 +21,11 @@ from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 from typing import Protocol
 
-from ingest.jobs import ScheduledSacct, _cluster_lock
-from ingest.load import field_order
+from ingest.jobs import ScheduledSacct, cluster_lock, write_sacct_pull
 from ingest.sources.sacct import Runner, fetch_sacct, parse_sacct, sacct_command, subprocess_runner
 from models.errors import FairledgerError
-from models.store import write_batch
 from models.store.handle import StoreHandle
 from models.store.reconciliations import Reconciliation, compare_with_store, write_reconciliation
-from models.store.runs import ParsedWith
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +68,7 @@ def reconcile_sacct_source(
     started_at = now()
     start, end = reconcile_window(started_at, source.reconcile.window_days)
     cluster = source.cluster or ""
-    lock = _cluster_lock(cluster)
+    lock = cluster_lock(cluster)
     if not lock.acquire(timeout=lock_wait_s):
         error = f"a pull of cluster {cluster or '(local)'} held the lock for {lock_wait_s:g} s"
         log.warning("reconciliation of %s skipped: %s", source.name, error)
@@ -126,18 +123,8 @@ def _reconcile(
             comparison = compare_with_store(
                 cur, batch.runs, clusters=clusters, first_day=start.date(), last_day=end.date()
             )
-        with store.write() as cur:
-            summary = write_batch(
-                cur,
-                source=source.name,
-                scheduler="slurm",
-                runs=batch.runs,
-                steps=batch.steps,
-                quarantine=batch.quarantine,
-                lines_read=batch.lines_read,
-                started_at=started_at,
-                parsed_with=ParsedWith("sacct", field_order(text, None), source.cluster, source.tz),
-            )
+        with store.write() as cur:  # the watermark stays: this is a look back, not a pull
+            summary = write_sacct_pull(cur, source, batch, text, started_at=started_at)
     except (FairledgerError, ValueError, LookupError) as exc:
         return failed(f"{type(exc).__name__}: {exc}")
     days = comparison.days

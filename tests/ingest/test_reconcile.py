@@ -15,7 +15,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from api.routes.status import _with_reconciliations
 from api.service import Service
 from api.settings import Reconcile, SacctSource, Settings
-from ingest.jobs import _cluster_lock, run_sacct_source
+from ingest.jobs import cluster_lock, run_sacct_source
 from ingest.reconcile import reconcile_sacct_source, reconcile_window
 from ingest.scheduler import add_reconcile_jobs
 from ingest.sources.sacct import SACCT_FORMAT, subprocess_runner
@@ -118,7 +118,7 @@ def test_a_failed_pull_is_reported_and_never_overlaps_the_regular_pull(
     assert failed.status == "failed" and "exited with status 1" in str(failed.error)
     monkeypatch.delenv("FAKE_SACCT_EXIT")
 
-    lock = _cluster_lock("lab")
+    lock = cluster_lock("lab")
     with lock:  # the regular pull of this cluster is running
         skipped = reconcile_sacct_source(source, store, now=lambda: NOW, lock_wait_s=0.1)
     assert skipped.status == "skipped" and skipped.reconciliation_id is None
