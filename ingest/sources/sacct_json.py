@@ -179,6 +179,19 @@ def count_or_none(value: float | None, field: str) -> int | None:
     return int(value)
 
 
+def _job_number(job: Any, path: str) -> int | None:
+    """Return the job id at ``path`` (an array or het leader), None when unset or 0.
+
+    RecordError naming ``path`` for a value that is not a whole positive number.
+    """
+    value = _number(job, path)
+    if not value:
+        return None
+    if value < 0 or value != int(value) or value > 2**53:
+        raise RecordError(path, f"expected a positive job id, found {value!r}")
+    return int(value)
+
+
 def _int_or_none(value: float | None) -> int | None:
     return None if value is None else int(value)
 
@@ -364,12 +377,12 @@ def _run(job: Any, cluster: str | None) -> dict[str, Any]:
     submit = _number(job, "time.submission")
     if not submit:
         raise RecordError("time.submission", "missing required value")
-    array_job = _number(job, "array.job_id") or None
+    array_job = _job_number(job, "array.job_id")
     task = _number(job, "array.task_id")
     array_task = str(int(task)) if array_job and task is not None else None
     if array_job and array_task is None and (pending := _text(job, "array.task")):
         array_task = pending if pending.startswith("[") else f"[{pending}]"
-    het_job = _number(job, "het.job_id") or None
+    het_job = _job_number(job, "het.job_id")
     het_offset = (
         count_or_none(_number(job, "het.job_offset"), "het.job_offset") if het_job else None
     )
