@@ -30,14 +30,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal, Protocol
 
-from ingest.load import field_order
+from ingest.load import field_order, write_parsed
 from ingest.sources.jobs_jsonl import parse_jobs_jsonl
 from ingest.sources.lsf import parse_lsf_accounting
 from ingest.sources.pbs import parse_pbs_accounting
 from ingest.sources.sacct import SacctBatch, parse_sacct
 from ingest.sources.sacct_json import parse_sacct_json
 from models.errors import FairledgerError
-from models.store import BatchSummary, write_batch
+from models.store import BatchSummary
 from models.store.handle import StoreHandle
 from models.store.runs import ParsedWith
 from models.store.sources import record_source_failure
@@ -172,17 +172,14 @@ def _load_file(
         )
     try:
         with store.write() as cur:
-            summary = write_batch(
+            summary = write_parsed(
                 cur,
+                batch,
                 source=drop.name,
                 scheduler=SCHEDULERS[drop.format],
-                runs=batch.runs,
-                steps=batch.steps,
-                quarantine=batch.quarantine,
-                lines_read=batch.lines_read,
                 started_at=started_at,
-                watermark=(drop.name, started_at),
                 parsed_with=_parsed_with(drop, text),
+                advance_watermark=True,
             )
     except FairledgerError as exc:  # the store refused it: leave the file for the next run
         _record_failure(store, drop, f"{path.name}: {exc}", started_at)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
-from ingest.load import field_order
+from ingest.load import field_order, write_parsed
 from ingest.sources.sacct import (
     Runner,
     SacctBatch,
@@ -35,7 +35,7 @@ from ingest.sources.sacct import (
     subprocess_runner,
 )
 from models.errors import FairledgerError, SourceUnavailable
-from models.store import BatchSummary, Connection, write_batch
+from models.store import BatchSummary, Connection
 from models.store.handle import StoreHandle
 from models.store.runs import ParsedWith
 from models.store.sources import (
@@ -212,7 +212,7 @@ def _pull(
         batch = parse_sacct(text, source=source.name, cluster=source.cluster, tz=source.tz)
         with store.write() as cur:
             summary = write_sacct_pull(
-                cur, source, batch, text, started_at=started_at, watermark=started_at
+                cur, source, batch, text, started_at=started_at, advance_watermark=True
             )
     except Exception as exc:  # a failed load must degrade the source, whatever the cause
         if not isinstance(exc, FairledgerError):  # a bug, not bad input: keep the traceback
@@ -230,21 +230,17 @@ def write_sacct_pull(
     text: str,
     *,
     started_at: datetime,
-    watermark: datetime | None = None,
+    advance_watermark: bool = False,
 ) -> BatchSummary:
-    """Land a parsed sacct pull of ``source`` as one batch (moving its watermark to
-    ``watermark`` in the same transaction when given); return what it changed."""
-    return write_batch(
+    """Land a parsed sacct pull of ``source`` as one batch; return what it changed."""
+    return write_parsed(
         cur,
+        batch,
         source=source.name,
         scheduler="slurm",
-        runs=batch.runs,
-        steps=batch.steps,
-        quarantine=batch.quarantine,
-        lines_read=batch.lines_read,
         started_at=started_at,
-        watermark=None if watermark is None else (source.name, watermark),
         parsed_with=ParsedWith("sacct", field_order(text, None), source.cluster, source.tz),
+        advance_watermark=advance_watermark,
     )
 
 

@@ -102,28 +102,38 @@ def load_sacct_file(
         raise ParseError(f"cannot read {path}: {exc}") from exc
     source = str(path.resolve())
     batch = parse_sacct(text, source=source, fields=fields, cluster=cluster, tz=tz)
-    summary = _write(
-        con, batch, source, started_at, ParsedWith("sacct", field_order(text, fields), cluster, tz)
+    parsed_with = ParsedWith("sacct", field_order(text, fields), cluster, tz)
+    summary = write_parsed(
+        con, batch, source=source, scheduler="slurm", started_at=started_at, parsed_with=parsed_with
     )
     return FileLoad(summary, batch.quarantine, (summary,))
 
 
-def _write(
+def write_parsed(
     con: Connection,
     batch: SacctBatch,
+    *,
     source: str,
+    scheduler: str,
     started_at: datetime,
     parsed_with: ParsedWith,
+    advance_watermark: bool = False,
 ) -> BatchSummary:
+    """Land a parsed batch of ``source`` atomically; return what it changed.
+
+    With ``advance_watermark`` the source's watermark moves to ``started_at`` in the same
+    transaction (a scheduled pull, a drop directory, a push), so it never runs ahead of the data.
+    """
     return write_batch(
         con,
         source=source,
-        scheduler="slurm",
+        scheduler=scheduler,
         runs=batch.runs,
         steps=batch.steps,
         quarantine=batch.quarantine,
         lines_read=batch.lines_read,
         started_at=started_at,
+        watermark=(source, started_at) if advance_watermark else None,
         parsed_with=parsed_with,
     )
 
@@ -168,7 +178,12 @@ def _load_chunked(
             batch = parse_sacct(chunk_text, source=source, fields=fields, cluster=cluster, tz=tz)
             if offset:
                 batch = _shift_lines(batch, offset)
-            batches.append(_write(con, batch, source, started_at, parsed_with))
+            batches.append(
+                write_parsed(
+                    con, batch, source=source, scheduler="slurm", started_at=started_at,
+                    parsed_with=parsed_with,
+                )
+            )  # fmt: skip
             if batch.quarantine.height:
                 quarantined.append(batch.quarantine)
             first_line += text.count("\n")
@@ -177,7 +192,12 @@ def _load_chunked(
                 on_progress(LoadProgress(bytes_done, total, first_line - 1, len(batches)))
     if not batches:  # an empty file still lands (an empty batch), as an unchunked load does
         batch = parse_sacct("", source=source, fields=fields, cluster=cluster, tz=tz)
-        batches.append(_write(con, batch, source, datetime.now(UTC), parsed_with))
+        batches.append(
+            write_parsed(
+                con, batch, source=source, scheduler="slurm", started_at=datetime.now(UTC),
+                parsed_with=parsed_with,
+            )
+        )  # fmt: skip
     quarantine = pl.concat(quarantined) if quarantined else empty(QUARANTINE)
     return FileLoad(_total(batches), quarantine, tuple(batches))
 

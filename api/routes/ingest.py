@@ -12,9 +12,9 @@ from api.auth import ADMIN, Principal, require
 from api.deps import ServiceDep
 from api.schemas import IngestSummary, Problem, QuarantinedLine
 from api.service import Service
+from ingest.load import write_parsed
 from ingest.sources.jobs_jsonl import parse_jobs_jsonl
 from models.errors import ParseError
-from models.store import write_batch
 from models.store.runs import ParsedWith
 
 router = APIRouter(tags=["ingest"])
@@ -44,17 +44,14 @@ def _land(service: Service, text: str, source: str) -> IngestSummary:
     if batch.lines_read == 0:
         raise ParseError("the body holds no records (one JSON object per line)")
     with service.store.write() as cur:
-        summary = write_batch(
+        summary = write_parsed(
             cur,
+            batch,
             source=source,
             scheduler="push",
-            runs=batch.runs,
-            steps=batch.steps,
-            quarantine=batch.quarantine,
-            lines_read=batch.lines_read,
             started_at=started_at,
-            watermark=(source, started_at),
             parsed_with=ParsedWith("jsonl"),
+            advance_watermark=True,
         )
     if summary.runs_new + summary.runs_changed:
         service.request_recompute()
