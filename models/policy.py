@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from models.errors import PolicyError
 from models.frames import ASSOCIATIONS
+from models.grants import Charging, Grant, RateCard, check_unique
 
 MEM_UNITS_MB = {"K": 1 / 1024, "M": 1.0, "G": 1024.0, "T": 1024.0**2, "P": 1024.0**3}
 
@@ -117,6 +118,14 @@ class Policy(_Strict):
     decay: Decay = Decay()
     fairshare: FairShare = FairShare()
     associations: list[Association] = []
+    grants: list[Grant] = []
+    rate_cards: list[RateCard] = []
+    charging: Charging = Charging()
+
+    @model_validator(mode="after")
+    def _money_is_consistent(self) -> Policy:
+        check_unique(self.grants, self.rate_cards)
+        return self
 
     @model_validator(mode="after")
     def _tree_is_consistent(self) -> Policy:

@@ -1,0 +1,158 @@
+"""Money in the policy file: grants, effective-dated rate cards and the charging rules.
+
+These are the reviewed-text parts of charge-back (see ``docs/money.md``). Amounts are
+``Decimal`` from the TOML text on (TOML numbers are read as strings first, see
+``money_number``), never floats. Dates are UTC calendar dates; a grant, a membership or a rate
+card is in force from the start of its first day to the end of its last day (``end`` inclusive).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
+
+PERIOD_PATTERN = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+RESOURCES = ("cpu", "gpu", "mem", "node")
+
+
+def _decimal(value: object) -> Decimal:
+    """Return ``value`` as an exact Decimal (a float goes through its shortest repr)."""
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, bool):
+        raise ValueError("expected a number, not a boolean")
+    if isinstance(value, int | str):
+        try:
+            return Decimal(str(value).strip())
+        except ArithmeticError as exc:
+            raise ValueError(f"not a number: {value!r}") from exc
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    raise ValueError(f"expected a number, got {type(value).__name__}")
+
+
+# A Decimal read exactly from TOML (string, int or float) and written back as a string.
+Amount = Annotated[Decimal, BeforeValidator(_decimal), PlainSerializer(str, return_type=str)]
+
+
+def day_start(day: date) -> datetime:
+    """Return midnight UTC at the start of ``day``."""
+    return datetime.combine(day, time(0), tzinfo=UTC)
+
+
+def day_after(day: date) -> datetime:
+    """Return midnight UTC at the end of ``day`` (the exclusive bound of an inclusive end)."""
+    return day_start(day + timedelta(days=1))
+
+
+def period_bounds(period: str) -> tuple[datetime, datetime]:
+    """Return [start, end) in UTC of a calendar-month period ``YYYY-MM``; ValueError if not one."""
+    match = PERIOD_PATTERN.match(period)
+    if match is None:
+        raise ValueError(f"period {period!r}: expected YYYY-MM, for example 2026-11")
+    year, month = int(match.group(1)), int(match.group(2))
+    start = datetime(year, month, 1, tzinfo=UTC)
+    end = datetime(year + (month == 12), month % 12 + 1, 1, tzinfo=UTC)
+    return start, end
+
+
+def period_of(moment: datetime) -> str:
+    """Return the ``YYYY-MM`` period holding ``moment`` (UTC)."""
+    return moment.astimezone(UTC).strftime("%Y-%m")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class GrantMember(_Strict):
+    """An account (or one user of it) charging to a grant from ``start`` to ``end``."""
+
+    account: str
+    cluster: str = "*"  # "*" = every cluster
+    user: str = ""  # "" = every user of the account
+    start: date
+    end: date | None = None  # inclusive; None = until the grant ends
+
+    @model_validator(mode="after")
+    def _ordered(self) -> GrantMember:
+        if self.end is not None and self.end < self.start:
+            raise ValueError(f"member {self.account}: end {self.end} is before start {self.start}")
+        return self
+
+
+class Grant(_Strict):
+    """A grant (allocation): a budget, a validity period, who charges to it, a regime."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    funder: str
+    budget: Amount = Field(ge=0)
+    unit: str = "USD"  # a currency code, or "SU" for service units
+    start: date
+    end: date  # inclusive
+    regime: str | None = None  # compliance regime (see models.registry)
+    members: list[GrantMember] = []
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Grant:
+        if self.end < self.start:
+            raise ValueError(f"grant {self.id}: end {self.end} is before start {self.start}")
+        return self
+
+
+class Rate(_Strict):
+    """A price per unit-hour of one resource, for a cluster and partition (``*`` = any).
+
+    Units: cpu = one allocated CPU, gpu = one allocated GPU (``gpu_model`` narrows it to a
+    model, as in AllocTRES ``gres/gpu:a100``), mem = one GiB of allocated memory, node = one
+    allocated node. The most specific rate that matches wins (see ``docs/money.md``).
+    """
+
+    resource: Literal["cpu", "gpu", "mem", "node"]
+    price: Amount = Field(ge=0)
+    cluster: str = "*"
+    partition: str = "*"
+    gpu_model: str = "*"
+
+    @model_validator(mode="after")
+    def _model_only_for_gpu(self) -> Rate:
+        if self.gpu_model != "*" and self.resource != "gpu":
+            raise ValueError(f"rate for {self.resource}: gpu_model only applies to gpu")
+        return self
+
+
+class RateCard(_Strict):
+    """Prices in force from ``effective`` until the next card's ``effective``."""
+
+    id: str
+    effective: date
+    currency: str = "USD"
+    rates: list[Rate] = []
+    qos_multipliers: dict[str, Amount] = {}
+    minimum_charge: Amount = Field(default=Decimal(0), ge=0)
+
+
+class Charging(_Strict):
+    """How runs become charge lines (stated once, in the policy)."""
+
+    attribution: Literal["end", "prorate"] = "end"
+    charge_requeued_runs: bool = True  # False: only the last run of a requeued job is charged
+    uncharged_states: list[str] = ["NODE_FAIL", "BOOT_FAIL"]
+    rounding: Literal["half_even"] = "half_even"
+    decimals: int = Field(default=2, ge=0, le=6)  # the quantum of a line: 2 = cents
+
+
+def check_unique(grants: list[Grant], rate_cards: list[RateCard]) -> None:
+    """Raise ValueError when a grant id, rate card id or rate card date appears twice."""
+    for kind, ids in (
+        ("grant", [g.id for g in grants]),
+        ("rate card", [c.id for c in rate_cards]),
+        ("rate card date", [str(c.effective) for c in rate_cards]),
+    ):
+        repeated = sorted({i for i in ids if ids.count(i) > 1})
+        if repeated:
+            raise ValueError(f"{kind} {repeated[0]} appears more than once")
