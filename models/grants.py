@@ -13,7 +13,10 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Annotated, Literal
 
+import polars as pl
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
+
+from models.frames import UTC_TIME
 
 PERIOD_PATTERN = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 RESOURCES = ("cpu", "gpu", "mem", "node")
@@ -156,3 +159,88 @@ def check_unique(grants: list[Grant], rate_cards: list[RateCard]) -> None:
         repeated = sorted({i for i in ids if ids.count(i) > 1})
         if repeated:
             raise ValueError(f"{kind} {repeated[0]} appears more than once")
+
+
+def membership_frame(grants: list[Grant]) -> pl.DataFrame:
+    """Return one row per grant membership: grant_id, cluster, account, user, from_at, until_at.
+
+    ``from_at``/``until_at`` is the half-open UTC interval the membership is in force: the
+    membership's own dates clipped to the grant's. ``specificity`` ranks overlapping matches
+    (a named user beats the whole account, a named cluster beats ``*``).
+    """
+    rows = []
+    for grant in grants:
+        for member in grant.members:
+            start = max(member.start, grant.start)
+            end = grant.end if member.end is None else min(member.end, grant.end)
+            if end < start:
+                continue
+            rows.append(
+                {
+                    "grant_id": grant.id,
+                    "cluster": member.cluster,
+                    "account": member.account,
+                    "user": member.user,
+                    "from_at": day_start(start),
+                    "until_at": day_after(end),
+                    "specificity": 2 * bool(member.user) + (member.cluster != "*"),
+                }
+            )
+    return pl.DataFrame(rows, schema=MEMBERSHIPS)
+
+
+MEMBERSHIPS: dict[str, pl.DataType] = {
+    "grant_id": pl.String(),
+    "cluster": pl.String(),
+    "account": pl.String(),
+    "user": pl.String(),
+    "from_at": UTC_TIME,
+    "until_at": UTC_TIME,
+    "specificity": pl.Int8(),
+}
+
+
+def check_memberships(grants: list[Grant]) -> None:
+    """Raise ValueError when one run could charge to two grants with equal specificity."""
+    members = membership_frame(grants)
+    pairs = members.join(members, on=["account", "specificity"], suffix="_b").filter(
+        (pl.col("grant_id") < pl.col("grant_id_b"))
+        & ((pl.col("cluster") == pl.col("cluster_b")) | (pl.col("cluster") == "*"))
+        & (pl.col("user") == pl.col("user_b"))
+        & (pl.col("from_at") < pl.col("until_at_b"))
+        & (pl.col("from_at_b") < pl.col("until_at"))
+    )
+    if pairs.height:
+        row = pairs.row(0, named=True)
+        who = row["account"] + (f"/{row['user']}" if row["user"] else "")
+        raise ValueError(
+            f"{who} charges to both {row['grant_id']} and {row['grant_id_b']} from "
+            f"{max(row['from_at'], row['from_at_b']):%Y-%m-%d}: give one of them a narrower "
+            "membership (a user, a cluster, or dates that do not overlap)"
+        )
+
+
+def assign_grants(runs: pl.DataFrame, grants: list[Grant], *, at: str = "end_at") -> pl.DataFrame:
+    """Return ``runs`` with a ``grant_id`` column: the grant its account maps to at ``at``.
+
+    ``runs`` needs run_key, cluster, account, user and the ``at`` column. A run whose time is
+    not set, or that no membership covers, gets a null grant_id (it is reported, never
+    dropped). Where memberships overlap the most specific wins (see ``membership_frame``).
+    Pure: no clock, no I/O; the row order of ``runs`` is kept.
+    """
+    members = membership_frame(grants)
+    indexed = runs.with_row_index("_row")
+    matches = (
+        indexed.select("_row", "cluster", "account", "user", pl.col(at).alias("_at"))
+        .join(members, on="account", suffix="_m")
+        .filter(
+            ((pl.col("cluster_m") == "*") | (pl.col("cluster_m") == pl.col("cluster")))
+            & ((pl.col("user_m") == "") | (pl.col("user_m") == pl.col("user")))
+            & (pl.col("_at") >= pl.col("from_at"))
+            & (pl.col("_at") < pl.col("until_at"))
+        )
+        .sort("_row", "specificity", descending=[False, True])
+        .unique("_row", keep="first")
+        .select("_row", "grant_id")
+    )
+    return indexed.join(matches, on="_row", how="left").sort("_row").drop("_row")

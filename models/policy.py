@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from models.errors import PolicyError
 from models.frames import ASSOCIATIONS
-from models.grants import Charging, Grant, RateCard, check_unique
+from models.grants import Charging, Grant, RateCard, check_memberships, check_unique
 
 MEM_UNITS_MB = {"K": 1 / 1024, "M": 1.0, "G": 1024.0, "T": 1024.0**2, "P": 1024.0**3}
 
@@ -125,6 +125,7 @@ class Policy(_Strict):
     @model_validator(mode="after")
     def _money_is_consistent(self) -> Policy:
         check_unique(self.grants, self.rate_cards)
+        check_memberships(self.grants)
         return self
 
     @model_validator(mode="after")
