@@ -1,0 +1,116 @@
+"""A charge-back statement: what one grant was charged in one period, ready to render.
+
+``Statement`` is the pure result of ``models.statements.build_statement`` (from ledger lines)
+and the only input of the renderers in ``reports/statements/`` (CSV, XLSX, PDF, JSON): a renderer
+never computes an amount, it formats the ones here, so every format shows the same numbers.
+Amounts are ``Decimal`` quantised to the policy's line quantum; ``charges`` and
+``adjustments`` are polars frames with the columns in ``CHARGE_COLUMNS`` / ``ADJUSTMENT_COLUMNS``
+(Decimal columns for money), sorted for stable output.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+
+import polars as pl
+
+from models.frames import UTC_TIME
+
+MONEY = pl.Decimal(38, 6)  # the storage type; amounts carry the policy's quantum (2 = cents)
+
+# One charge line: a run's use of one resource in the period, priced by one rate card.
+CHARGE_COLUMNS: dict[str, pl.DataType] = {
+    "run_key": pl.String(),
+    "job_id": pl.String(),
+    "cluster": pl.String(),
+    "account": pl.String(),
+    "user": pl.String(),
+    "partition": pl.String(),
+    "qos": pl.String(),
+    "end_at": UTC_TIME,
+    "resource": pl.String(),  # cpu, gpu, mem, node, minimum
+    "gpu_model": pl.String(),  # for gpu lines, else null
+    "quantity": pl.Float64(),  # CPUs, GPUs, GiB, nodes (1 for minimum)
+    "hours": pl.Float64(),  # hours in the period
+    "rate_card": pl.String(),
+    "unit_price": MONEY,  # per unit-hour
+    "multiplier": MONEY,  # QOS multiplier
+    "amount": MONEY,
+}
+
+# A line that corrects a closed period, a refund, or a manual adjustment.
+ADJUSTMENT_COLUMNS: dict[str, pl.DataType] = {
+    "kind": pl.String(),  # "revision", "late run", "refund", "manual"
+    "refers_period": pl.String(),  # the closed period it corrects (null for manual)
+    "run_key": pl.String(),  # null for a manual adjustment of the grant
+    "resource": pl.String(),
+    "amount": MONEY,  # positive = charged, negative = credited
+    "reason": pl.String(),
+    "author": pl.String(),
+    "posted_at": UTC_TIME,
+}
+
+# Cumulative spend of the grant per day, for the burn-down chart.
+BURNDOWN_COLUMNS: dict[str, pl.DataType] = {
+    "day": pl.Date(),
+    "spent": MONEY,  # cumulative, from the grant's start
+    "remaining": MONEY,  # budget − spent
+    "forecast": pl.Boolean(),  # True for the projected days after the period
+}
+
+
+@dataclass(frozen=True)
+class RateCardUsed:
+    id: str
+    effective: date
+    currency: str
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Amounts summed by one dimension: {value: amount}, e.g. by user or resource."""
+
+    dimension: str  # "user", "partition", "resource"
+    amounts: dict[str, Decimal]
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One grant's statement for one period (see the module docstring)."""
+
+    grant_id: str
+    funder: str
+    unit: str  # currency code or "SU"
+    budget: Decimal
+    grant_start: date
+    grant_end: date
+    regime: str | None
+    period: str  # "YYYY-MM"
+    period_start: datetime  # UTC, inclusive
+    period_end: datetime  # UTC, exclusive
+    status: str  # "open" or "closed"
+    closed_at: datetime | None
+    generated_for: datetime  # the as-of time of an open statement; the close time of a closed one
+    policy_version: int
+    rate_cards: tuple[RateCardUsed, ...]
+    decimals: int
+    opening_balance: Decimal  # budget − everything charged before the period
+    charges: pl.DataFrame  # CHARGE_COLUMNS
+    adjustments: pl.DataFrame  # ADJUSTMENT_COLUMNS
+    total_charges: Decimal  # sum of charges.amount
+    total_adjustments: Decimal  # sum of adjustments.amount
+    closing_balance: Decimal  # opening − total_charges − total_adjustments
+    budget_used: Decimal  # (budget − closing) / budget, 4 places; 0 when the budget is 0
+    burn_rate_per_day: Decimal  # average daily spend over the period
+    run_out: date | None  # when the balance reaches 0 at that rate; None if it never does
+    summaries: tuple[Summary, ...]  # by user, partition, resource
+    burndown: pl.DataFrame  # BURNDOWN_COLUMNS
+
+    def summary(self, dimension: str) -> Summary:
+        """Return the summary by ``dimension`` (KeyError if there is none)."""
+        for s in self.summaries:
+            if s.dimension == dimension:
+                return s
+        raise KeyError(dimension)
