@@ -26,6 +26,7 @@ from ingest.sources.sacct import Runner, fetch_sacct, parse_sacct, sacct_command
 from models.errors import FairledgerError
 from models.store.handle import StoreHandle
 from models.store.reconciliations import Reconciliation, compare_with_store, write_reconciliation
+from models.store.sources import clear_source_failure, record_source_failure
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,17 @@ def reconcile_sacct_source(
     report = replace(report, finished_at=now())
     with store.write() as cur:
         report = replace(report, reconciliation_id=write_reconciliation(cur, report))
+        # A failed reconciliation degrades the source in /v1/status as a failed pull does.
+        if report.status == "failed":
+            record_source_failure(
+                cur,
+                source=source.name,
+                cluster=source.cluster,
+                error=f"reconciliation: {report.error}",
+                attempted_at=started_at,
+            )
+        elif report.status == "ok":
+            clear_source_failure(cur, source=source.name, cluster=source.cluster)
     log.info(
         "reconciliation of %s [%s, %s]: %s; %d pulled, %d gaps, %d changed%s",
         source.name,

@@ -99,6 +99,18 @@ def record_source_failure(
     )
 
 
+def clear_source_failure(
+    con: duckdb.DuckDBPyConnection, *, source: str, cluster: str | None
+) -> None:
+    """Clear the failures and last error of ``source`` after a success that loads no window of
+    its own (a reconciliation); its watermark and last attempt stay."""
+    con.execute(
+        "INSERT INTO source_state (source, cluster, consecutive_failures) VALUES (?, ?, 0) "
+        "ON CONFLICT (source) DO UPDATE SET last_error = NULL, consecutive_failures = 0",
+        [source, cluster],
+    )
+
+
 def advance_watermark(
     con: duckdb.DuckDBPyConnection,
     *,
