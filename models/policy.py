@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from models.errors import PolicyError
 from models.frames import ASSOCIATIONS
 from models.grants import Charging, Grant, RateCard, check_memberships, check_unique
+from models.registry import Compliance, check_compliance
 
 MEM_UNITS_MB = {"K": 1 / 1024, "M": 1.0, "G": 1024.0, "T": 1024.0**2, "P": 1024.0**3}
 
@@ -121,11 +122,19 @@ class Policy(_Strict):
     grants: list[Grant] = []
     rate_cards: list[RateCard] = []
     charging: Charging = Charging()
+    compliance: Compliance = Compliance()
 
     @model_validator(mode="after")
     def _money_is_consistent(self) -> Policy:
         check_unique(self.grants, self.rate_cards)
         check_memberships(self.grants)
+        return self
+
+    @model_validator(mode="after")
+    def _registry_is_consistent(self) -> Policy:
+        clusters = {c.name for c in self.clusters}
+        regimes = {g.id: g.regime for g in self.grants}
+        check_compliance(self.compliance, clusters=clusters, grant_regimes=regimes)
         return self
 
     @model_validator(mode="after")
