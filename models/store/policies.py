@@ -13,6 +13,7 @@ import duckdb
 
 from models.errors import PolicyError
 from models.policy import Policy, load_policy_text
+from models.store.audit import append_audit
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,12 @@ def write_policy(
             [version_id],
         )
         con.unregister("assoc_incoming")
+        append_audit(
+            con,
+            kind="policy_version",
+            actor="policy",
+            payload={"version_id": version_id, "policy_sha256": digest, "origin": origin},
+        )
         con.execute("COMMIT")
     except duckdb.Error:
         con.execute("ROLLBACK")

@@ -18,6 +18,7 @@ import polars as pl
 
 from models.errors import StoreError
 from models.frames import QUARANTINE, RUNS, STEPS, conform
+from models.store.audit_records import record_ingest_batch
 from models.store.sources import advance_watermark
 
 # Columns that describe where and when a record was read, not what it says: they do not enter
@@ -195,6 +196,9 @@ def write_batch(
                 *steps_counts,
                 quarantined.height,
             ],
+        )
+        record_ingest_batch(
+            con, batch_id=batch_id, source=source, scheduler=scheduler, counts=vars(summary)
         )
         con.execute("COMMIT")
     except duckdb.Error as exc:

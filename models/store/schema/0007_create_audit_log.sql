@@ -15,3 +15,12 @@ CREATE TABLE audit_log (
     prev_sha256 VARCHAR NOT NULL,
     entry_sha256 VARCHAR NOT NULL
 );
+
+-- The record hash of every run version an ingest batch stored (models/audit_records.py), so
+-- that verification can name the run whose content no longer matches. The log entry of the
+-- batch holds the hash of these rows (ordered by run_key), so altering a row here is caught too.
+CREATE TABLE audit_record_hashes (
+    batch_id BIGINT NOT NULL,
+    run_key VARCHAR NOT NULL,
+    record_sha256 VARCHAR NOT NULL
+);

@@ -1,0 +1,168 @@
+"""Record lines and record hashes of stored run versions, computed in DuckDB.
+
+The SQL below writes the same bytes as ``models.audit_records.record_line`` (the documented
+algorithm, in plain Python); tests compare the two on awkward values. A run version's batch is
+``batch_id`` in ``runs`` (current content) or ``run_history`` (earlier content): the batch that
+first stored that content.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import duckdb
+import polars as pl
+
+from models.audit_chain import AuditEntry
+from models.audit_records import RECORD_COLUMNS, RECORD_FORMAT, Kind
+from models.store.audit import append_audit
+
+# Strings with a control character take the slow path: DuckDB's to_json writes \u001A where
+# Python writes \u001a, so those are escaped here character by character.
+_ESCAPE = (
+    "CASE WHEN c = '\\' THEN '\\\\' WHEN c = '\"' THEN '\\\"' "
+    "WHEN c = chr(8) THEN '\\b' WHEN c = chr(9) THEN '\\t' WHEN c = chr(10) THEN '\\n' "
+    "WHEN c = chr(12) THEN '\\f' WHEN c = chr(13) THEN '\\r' "
+    "WHEN ord(c) < 32 THEN printf('\\u%04x', ord(c)) ELSE c END"
+)
+
+
+def _str(expr: str) -> str:
+    return (
+        f"CASE WHEN {expr} IS NULL THEN 'null' "
+        f"WHEN NOT regexp_matches({expr}, '[\\x00-\\x1f]') THEN to_json({expr}) "
+        f"ELSE '\"' || array_to_string(list_transform(string_split({expr}, ''), "
+        f"lambda c: {_ESCAPE}), '') || '\"' END"
+    )
+
+
+def _float(expr: str) -> str:
+    return (
+        f"CASE WHEN {expr} IS NULL THEN 'null' WHEN isnan({expr}) THEN 'NaN' "
+        f"WHEN {expr} = 'inf'::DOUBLE THEN 'Infinity' "
+        f"WHEN {expr} = '-inf'::DOUBLE THEN '-Infinity' ELSE CAST({expr} AS VARCHAR) END"
+    )
+
+
+def _json(kind: Kind, expr: str) -> str:
+    if kind == "str":
+        return _str(expr)
+    if kind == "float":
+        return _float(expr)
+    if kind == "int":
+        return f"coalesce(CAST({expr} AS VARCHAR), 'null')"
+    if kind == "time":
+        return (
+            f"coalesce('\"' || strftime({expr} AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%S.%fZ') "
+            "|| '\"', 'null')"
+        )
+    if kind == "tres":
+        item = f"'{{\"name\":' || {_str('t.name')} || ',\"count\":' || {_float('t.count')} || '}}'"
+        return (
+            f"coalesce('[' || array_to_string(list_transform({expr}, lambda t: {item}), ',') "
+            "|| ']', 'null')"
+        )
+    return (
+        f"coalesce('[' || array_to_string(list_transform({expr}, lambda s: {_str('s')}), ',') "
+        "|| ']', 'null')"
+    )
+
+
+def record_line_sql() -> str:
+    """Return the SQL expression of a run version's record line (over the run columns)."""
+    parts = []
+    for i, (name, kind) in enumerate(RECORD_COLUMNS):
+        comma = "," if i else ""
+        quoted = '"' + name + '"'
+        parts.append(f"'{comma}{quoted}:' || {_json(kind, quoted)}")
+    return "'{' || " + " || ".join(parts) + " || '}'"
+
+
+def _versions(where: str) -> str:
+    columns = ", ".join(f'"{name}"' for name, _ in RECORD_COLUMNS)
+    return (
+        f"SELECT batch_id, {columns} FROM runs {where} "
+        f"UNION ALL SELECT batch_id, {columns} FROM run_history {where}"
+    )
+
+
+def _aggregate(hashes: str, *, group: bool) -> str:
+    """Return SQL of (records_sha256, count) over ``hashes`` (batch_id, run_key, record_sha256)."""
+    digest = (
+        "coalesce(sha256(string_agg(record_sha256 || chr(10), '' "
+        "ORDER BY run_key, record_sha256)), sha256(''))"
+    )
+    if group:
+        return f"SELECT batch_id, {digest}, count(*) FROM ({hashes}) GROUP BY batch_id"
+    return f"SELECT {digest}, count(*) FROM ({hashes})"
+
+
+def _hashes(where: str) -> str:
+    return (
+        f"SELECT batch_id, run_key, sha256({record_line_sql()}) AS record_sha256 "
+        f"FROM ({_versions(where)})"
+    )
+
+
+def batch_records_sha256(con: duckdb.DuckDBPyConnection, batch_id: int) -> tuple[str, int]:
+    """Return (records_sha256, run versions) of what batch ``batch_id`` stored, from the runs."""
+    row = con.execute(
+        _aggregate(_hashes("WHERE batch_id = $1"), group=False), [batch_id]
+    ).fetchall()[0]
+    return str(row[0]), int(row[1])
+
+
+def read_record_hashes(con: duckdb.DuckDBPyConnection, batch_ids: Sequence[int]) -> pl.DataFrame:
+    """Return every run version the batches stored: ``batch_id``, ``run_key``, ``record_sha256``.
+
+    Recomputed from the runs; ordered by batch, run_key, record_sha256.
+    """
+    where = "WHERE batch_id IN (SELECT unnest($1::BIGINT[]))"
+    return con.sql(
+        f"{_hashes(where)} ORDER BY batch_id, run_key, record_sha256",
+        params=[list(batch_ids)],
+    ).pl()
+
+
+def read_record_lines(con: duckdb.DuckDBPyConnection, run_keys: Sequence[str]) -> pl.DataFrame:
+    """Return every stored version of the runs: ``batch_id``, ``run_key``, ``record_line``.
+
+    Ordered by run_key, then batch.
+    """
+    where = "WHERE run_key IN (SELECT unnest($1::VARCHAR[]))"
+    return con.sql(
+        f"SELECT batch_id, run_key, {record_line_sql()} AS record_line "
+        f"FROM ({_versions(where)}) ORDER BY run_key, batch_id",
+        params=[list(run_keys)],
+    ).pl()
+
+
+def record_ingest_batch(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    batch_id: int,
+    source: str,
+    scheduler: str,
+    counts: Mapping[str, int],
+    actor: str = "ingest",
+) -> AuditEntry:
+    """Hash the run versions batch ``batch_id`` stored and append its ``ingest_batch`` entry.
+
+    Call it inside the batch's transaction, after its runs landed. ``counts`` are the batch's
+    summary counts (lines read, runs new/changed/unchanged, ...), copied into the payload.
+    """
+    con.execute(f"INSERT INTO audit_record_hashes {_hashes('WHERE batch_id = $1')}", [batch_id])
+    digest, versions = con.execute(
+        _aggregate("SELECT * FROM audit_record_hashes WHERE batch_id = $1", group=False),
+        [batch_id],
+    ).fetchall()[0]
+    payload: dict[str, object] = {
+        "batch_id": batch_id,
+        "source": source,
+        "scheduler": scheduler,
+        **{key: int(value) for key, value in counts.items() if key != "batch_id"},
+        "record_format": RECORD_FORMAT,
+        "run_versions": int(versions),
+        "records_sha256": str(digest),
+    }
+    return append_audit(con, kind="ingest_batch", actor=actor, payload=payload)
