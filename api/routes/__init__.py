@@ -14,6 +14,7 @@ from fastapi import APIRouter, FastAPI
 
 from api.auth import Access, access_of
 from api.routes import (
+    dashboards,
     explain,
     factors,
     health,
@@ -37,6 +38,7 @@ ROUTERS: list[APIRouter] = [
     quarantine.router,
     ingest.router,
     explain.router,
+    dashboards.router,
 ]
 
 

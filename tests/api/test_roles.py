@@ -76,6 +76,7 @@ def _url(path: str, site: Site) -> str:
         .replace("{user}", user)
         .replace("{token_id}", site.victim)
         .replace("{run_key:path}", site.run_key)
+        .replace("{page}", "usage")
     )
 
 
@@ -119,6 +120,12 @@ EXPECTED = {
     ("POST", "/v1/ingest"): {"admin"},
     ("GET", "/v1/explain/{cluster}/{account}/{user}"): {"auditor", "admin", "viewer"},
     ("POST", "/v1/simulate"): {"admin"},
+    ("GET", "/dashboards"): None,
+    ("GET", "/dashboards/assets/vega.js"): None,
+    ("GET", "/dashboards/{page}"): None,
+    ("GET", "/v1/charts/usage"): {"admin", "auditor", "finance", "viewer"},
+    ("GET", "/v1/charts/shares"): {"admin", "auditor", "finance", "viewer"},
+    ("GET", "/v1/charts/ingest"): {"admin", "auditor"},
 }
 
 
