@@ -71,6 +71,29 @@ def _shifted(frame: pl.DataFrame, delta: timedelta) -> pl.DataFrame:
     return frame.with_columns(pl.col(times) + delta, *[rekey(k) for k in keys])
 
 
+def demo_policy_text(first_record: datetime, now: datetime) -> str:
+    """Return the demo policy: ``policy.toml``, ``money.toml`` and ``compliance.toml`` with the
+    grants running from the month of the first record for two years, a newer rate card from
+    this month on, and one certification that lapsed at the end of last month."""
+    files = resources.files("api.demo")
+    start = first_record.date().replace(day=1)
+    end = start.replace(year=start.year + 2) - timedelta(days=1)
+    new_card = now.date().replace(day=1)
+    cert_end = new_card - timedelta(days=1)
+    text = "\n".join(
+        files.joinpath(name).read_text("utf-8")
+        for name in ("policy.toml", "money.toml", "compliance.toml")
+    )
+    for name, value in (
+        ("{start}", start),
+        ("{end}", end),
+        ("{new_card}", new_card),
+        ("{cert_end}", cert_end),
+    ):
+        text = text.replace(name, value.isoformat())
+    return text
+
+
 def _demo_tokens(con: Connection) -> dict[str, str]:
     from api.auth import Role, create_token
 
@@ -85,11 +108,12 @@ def load_demo(con: Connection, *, now: datetime | None = None) -> DemoLoad:
     if has_batch_from(con, DEMO_SOURCE):
         return DemoLoad(loaded=False, tokens=_demo_tokens(con))
     files = resources.files("api.demo")
-    policy = load_policy_text(files.joinpath("policy.toml").read_text("utf-8"), origin="demo")
-    version, _ = write_policy(con, policy, origin="demo/policy.toml")
     batch = parse_sacct(files.joinpath("sacct.txt").read_text("utf-8"), source=DEMO_SOURCE)
     newest = batch.runs.select(pl.max_horizontal("end_at", "start_at", "submit_at").max()).item()
+    oldest = batch.runs.select(pl.col("submit_at").min()).item()
     delta = timedelta(days=max(0, (now - newest).days))
+    policy = load_policy_text(demo_policy_text(oldest + delta, now), origin="demo")
+    version, _ = write_policy(con, policy, origin="demo/policy.toml + money.toml + compliance.toml")
     summary = write_batch(
         con,
         source=DEMO_SOURCE,

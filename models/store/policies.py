@@ -6,8 +6,10 @@ active policy is the latest version recorded. Earlier versions are kept.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import duckdb
 
@@ -69,8 +71,27 @@ def read_active_policy(con: duckdb.DuckDBPyConnection) -> PolicyVersion | None:
     ).fetchall()
     if not rows:
         return None
-    version_id, digest, origin, loaded_at, text = rows[0]
-    policy = load_policy_text(text, origin=f"policy version {version_id}")
-    if policy.sha256() != digest:
+    return _version(rows[0])
+
+
+def read_policy_version(con: duckdb.DuckDBPyConnection, version_id: int) -> PolicyVersion:
+    """Return the recorded policy version ``version_id``; PolicyError if there is none."""
+    rows = con.execute(
+        "SELECT version_id, sha256, origin, loaded_at, policy_toml FROM policy_versions "
+        "WHERE version_id = ?",
+        [version_id],
+    ).fetchall()
+    if not rows:
+        raise PolicyError(f"no policy version {version_id}")
+    return _version(rows[0])
+
+
+def _version(row: tuple[Any, ...]) -> PolicyVersion:
+    """Return the policy version in a policy_versions row, checking the stored text's hash
+    (the hash covers the text, so a later release that adds policy fields with defaults still
+    reads the versions an earlier one recorded)."""
+    version_id, digest, origin, loaded_at, text = row
+    if hashlib.sha256(text.encode()).hexdigest() != digest:
         raise PolicyError(f"policy version {version_id} does not match its recorded hash")
+    policy = load_policy_text(text, origin=f"policy version {version_id}")
     return PolicyVersion(version_id, digest, origin, loaded_at, policy)

@@ -1,0 +1,427 @@
+"""Charging runs: from allocation records to exact charge lines (pure: no clock, no I/O).
+
+A line is one run's use of one resource (cpu, gpu, mem, node) in one period, priced by the
+rate card in force then: ``amount = quantity × hours × unit price × QOS multiplier``, rounded
+half-even to the policy's quantum (cents by default) *per line*; totals are sums of lines.
+The arithmetic is exact: prices and multipliers become integers of millionths, quantities and
+seconds are integers, the product is an Int128 and the one division rounds half-even in integer
+arithmetic. No float touches an amount. See ``docs/money.md`` for every rule.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import polars as pl
+
+from models.errors import PolicyError
+from models.frames import UTC_TIME
+from models.grants import Charging, RateCard, assign_grants, day_start
+from models.policy import Policy
+from models.statement import MONEY
+
+MICRO = 10**6  # prices and multipliers are held as integer millionths
+MB_PER_GIB = 1024
+
+# What charging reads of a run (``models.store.runs.read_runs(columns=CHARGE_RUN_COLUMNS)``).
+CHARGE_RUN_COLUMNS = (
+    "run_key",
+    "cluster",
+    "job_id",
+    "job_id_raw",
+    "account",
+    "user",
+    "partition",
+    "qos",
+    "state",
+    "submit_at",
+    "start_at",
+    "end_at",
+    "elapsed_s",
+    "alloc_nodes",
+    "alloc_cpus",
+    "alloc_mem_mb",
+    "alloc_gpus",
+    "gpu_type",
+)
+
+# A charge line as computed (the statement's CHARGE_COLUMNS plus the grant, period and seconds).
+LINES: dict[str, pl.DataType] = {
+    "grant_id": pl.String(),
+    "period": pl.String(),
+    "run_key": pl.String(),
+    "job_id": pl.String(),
+    "cluster": pl.String(),
+    "account": pl.String(),
+    "user": pl.String(),
+    "partition": pl.String(),
+    "qos": pl.String(),
+    "end_at": UTC_TIME,
+    "resource": pl.String(),
+    "gpu_model": pl.String(),
+    "quantity": pl.Float64(),
+    "seconds": pl.Int64(),
+    "hours": pl.Float64(),
+    "rate_card": pl.String(),
+    "unit_price": MONEY,
+    "multiplier": MONEY,
+    "amount": MONEY,
+}
+
+# A run that is not charged, and why (reported, never dropped).
+UNBILLED: dict[str, pl.DataType] = {
+    "run_key": pl.String(),
+    "cluster": pl.String(),
+    "account": pl.String(),
+    "user": pl.String(),
+    "end_at": UTC_TIME,
+    "reason": pl.String(),
+}
+
+
+@dataclass(frozen=True)
+class Charges:
+    """The result of ``charge_runs``: priced lines, and the ended runs that were not charged."""
+
+    lines: pl.DataFrame  # LINES, sorted by grant, period, run_key, resource
+    unbilled: pl.DataFrame  # UNBILLED
+
+
+def micros(value: Decimal, *, what: str) -> int:
+    """Return ``value`` as an integer number of millionths; PolicyError if it has more digits."""
+    scaled = value * MICRO
+    if scaled != scaled.to_integral_value():
+        raise PolicyError(f"{what} {value}: at most 6 decimal places")
+    return int(scaled)
+
+
+def half_even_div(numerator: pl.Expr, denominator: int) -> pl.Expr:
+    """Return numerator / denominator rounded half to even, in integer arithmetic.
+
+    ``numerator`` is a non-negative Int128 expression and ``denominator`` a positive integer.
+    """
+    quotient = numerator // denominator
+    twice_rest = (numerator - quotient * denominator) * 2
+    up = (twice_rest > denominator) | ((twice_rest == denominator) & (quotient % 2 == 1))
+    return quotient + up.cast(pl.Int128)
+
+
+def minor_to_money(minor: pl.Expr, decimals: int) -> pl.Expr:
+    """Return an integer count of 10^-decimals units as a MONEY decimal."""
+    return minor.cast(pl.Decimal(38, 0)) * pl.lit(Decimal(1).scaleb(-decimals), dtype=MONEY)
+
+
+def rate_card_frame(cards: list[RateCard]) -> pl.DataFrame:
+    """Return one row per rate: card id and start, resource, matching keys, price and
+    specificity (a named cluster 4, partition 2, GPU model 1: the highest that matches wins)."""
+    rows = [
+        {
+            "rate_card": card.id,
+            "card_from": day_start(card.effective),
+            "resource": rate.resource,
+            "rate_cluster": rate.cluster,
+            "rate_partition": rate.partition,
+            "rate_gpu_model": rate.gpu_model.lower(),
+            "price_u": micros(rate.price, what=f"rate card {card.id}: {rate.resource} price"),
+            "specificity": 4 * (rate.cluster != "*")
+            + 2 * (rate.partition != "*")
+            + (rate.gpu_model != "*"),
+        }
+        for card in cards
+        for rate in card.rates
+    ]
+    return pl.DataFrame(
+        rows,
+        schema={
+            "rate_card": pl.String,
+            "card_from": UTC_TIME,
+            "resource": pl.String,
+            "rate_cluster": pl.String,
+            "rate_partition": pl.String,
+            "rate_gpu_model": pl.String,
+            "price_u": pl.Int64,
+            "specificity": pl.Int8,
+        },
+    )
+
+
+def _card_terms(cards: list[RateCard]) -> pl.DataFrame:
+    """Return per card: id, start, minimum charge and the QOS multipliers as (qos, mult_u)."""
+    rows = [
+        {
+            "rate_card": card.id,
+            "card_from": day_start(card.effective),
+            "minimum_u": micros(card.minimum_charge, what=f"rate card {card.id}: minimum_charge"),
+        }
+        for card in cards
+    ]
+    schema: dict[str, pl.DataType] = {
+        "rate_card": pl.String(),
+        "card_from": UTC_TIME,
+        "minimum_u": pl.Int64(),
+    }
+    return pl.DataFrame(rows, schema=schema).sort("card_from")
+
+
+def _multipliers(cards: list[RateCard]) -> pl.DataFrame:
+    rows = [
+        {"rate_card": c.id, "qos": q, "mult_u": micros(m, what=f"rate card {c.id}: qos {q}")}
+        for c in cards
+        for q, m in c.qos_multipliers.items()
+    ]
+    return pl.DataFrame(rows, schema={"rate_card": pl.String, "qos": pl.String, "mult_u": pl.Int64})
+
+
+def _not_charged(runs: pl.DataFrame, charging: Charging) -> pl.DataFrame:
+    """Return ``runs`` with a ``reason`` column: null for a run to charge, else why not."""
+    last_run = pl.col("submit_at") == pl.col("submit_at").max().over("cluster", "job_id_raw")
+    requeued = pl.lit(False) if charging.charge_requeued_runs else ~last_run.fill_null(value=True)
+    return runs.with_columns(
+        reason=pl.when(pl.col("state").is_in(charging.uncharged_states))
+        .then(pl.format("state {} is not charged (charging.uncharged_states)", "state"))
+        .when(requeued)
+        .then(pl.lit("an earlier run of a requeued job (charging.charge_requeued_runs = false)"))
+        .when(pl.col("grant_id").is_null())
+        .then(pl.lit("no grant: the account is not a member of any grant at the run's end"))
+    )
+
+
+def _slices(runs: pl.DataFrame, attribution: str) -> pl.DataFrame:
+    """Return one row per (run, period) with the run's seconds in that period.
+
+    ``end``: the whole Elapsed in the period of the end. ``prorate``: Elapsed split over the
+    calendar months between start and end in proportion to wall time, floored, with the
+    remainder in the last month (slices sum exactly to Elapsed).
+    """
+    if attribution == "end":
+        return runs.with_columns(
+            period=pl.col("end_at").dt.strftime("%Y-%m"),
+            seconds=pl.col("elapsed_s").clip(lower_bound=0),
+            slice_at=pl.col("end_at"),
+        )
+    start_s = pl.col("start_at").dt.epoch("s")
+    end_s = pl.col("end_at").dt.epoch("s")
+    months = pl.date_ranges(
+        pl.col("start_at").dt.date().dt.month_start(),
+        pl.col("end_at").dt.date().dt.month_start(),
+        interval="1mo",
+    )
+    exploded = runs.with_columns(month=months).explode("month")
+    month_start = pl.col("month").cast(pl.Datetime("us", "UTC"))
+    month_end = pl.col("month").dt.offset_by("1mo").cast(pl.Datetime("us", "UTC"))
+    overlap = (
+        pl.min_horizontal(end_s, month_end.dt.epoch("s"))
+        - pl.max_horizontal(start_s, month_start.dt.epoch("s"))
+    ).clip(lower_bound=0)
+    wall = (end_s - start_s).clip(lower_bound=1)
+    elapsed = pl.col("elapsed_s").clip(lower_bound=0)
+    share = (elapsed * overlap) // wall
+    is_last = pl.col("month") == pl.col("month").max().over("run_key")
+    return exploded.with_columns(
+        period=pl.col("month").dt.strftime("%Y-%m"),
+        seconds=pl.when(is_last)
+        .then(elapsed - (share.sum().over("run_key") - share))
+        .otherwise(share),
+        slice_at=pl.min_horizontal(pl.col("end_at"), month_end - pl.duration(microseconds=1)),
+    ).drop("month")
+
+
+def _quantities(slices: pl.DataFrame) -> pl.DataFrame:
+    """Return one row per (slice, resource) with the integer quantity and its denominator."""
+    parts = [
+        slices.with_columns(
+            resource=pl.lit(name),
+            qty_num=expr.cast(pl.Int64).fill_null(0),
+            qty_den=pl.lit(den, dtype=pl.Int64),
+        )
+        for name, expr, den in (
+            ("cpu", pl.col("alloc_cpus"), 1),
+            ("gpu", pl.col("alloc_gpus"), 1),
+            ("mem", pl.col("alloc_mem_mb").round(0), MB_PER_GIB),
+            ("node", pl.col("alloc_nodes"), 1),
+        )
+    ]
+    return pl.concat(parts).filter((pl.col("qty_num") > 0) & (pl.col("seconds") > 0))
+
+
+def charge_runs(runs: pl.DataFrame, policy: Policy) -> Charges:
+    """Return the charge lines of the ended runs in ``runs`` under ``policy``.
+
+    ``runs`` holds at least ``CHARGE_RUN_COLUMNS``. A run still running (no end) is not charged
+    yet and not reported; an ended run that is not charged (no grant, an uncharged end state, an
+    earlier run of a requeued job, no rate card in force or no rate matching) is in ``unbilled``
+    with the reason. Lines are sorted by grant, period, run and resource.
+    """
+    charging = policy.charging
+    decimals = charging.decimals
+    ended = runs.filter(pl.col("end_at").is_not_null() & pl.col("start_at").is_not_null())
+    ended = _not_charged(assign_grants(ended, policy.grants), charging)
+    unbilled = [ended.filter(pl.col("reason").is_not_null())]
+    billable = ended.filter(pl.col("reason").is_null()).drop("reason")
+
+    slices = _slices(billable, charging.attribution).sort("slice_at")
+    terms = _card_terms(policy.rate_cards)
+    priced = slices.join_asof(terms, left_on="slice_at", right_on="card_from", strategy="backward")
+    no_card = priced.filter(pl.col("rate_card").is_null())
+    unbilled.append(no_card.with_columns(reason=pl.lit("no rate card in force at the run's end")))
+
+    rates = rate_card_frame(policy.rate_cards).drop("card_from")
+    quantities = _quantities(priced.filter(pl.col("rate_card").is_not_null()))
+    gpu_model = pl.col("gpu_type").str.to_lowercase().fill_null("")
+    matched = (
+        quantities.join(rates, on=["rate_card", "resource"])
+        .filter(
+            ((pl.col("rate_cluster") == "*") | (pl.col("rate_cluster") == pl.col("cluster")))
+            & (
+                (pl.col("rate_partition") == "*")
+                | (pl.col("rate_partition") == pl.col("partition"))
+            )
+            & ((pl.col("rate_gpu_model") == "*") | (pl.col("rate_gpu_model") == gpu_model))
+        )
+        .sort("specificity", descending=True)
+        .unique(["run_key", "period", "resource"], keep="first")
+        .join(_multipliers(policy.rate_cards), on=["rate_card", "qos"], how="left")
+        .with_columns(pl.col("mult_u").fill_null(MICRO))
+    )
+    numerator = (
+        pl.col("qty_num").cast(pl.Int128)
+        * pl.col("seconds").cast(pl.Int128)
+        * pl.col("price_u").cast(pl.Int128)
+        * pl.col("mult_u").cast(pl.Int128)
+    )
+    denominator = 3600 * MICRO * MICRO // 10**decimals
+    lines = _divide_by_quantity_unit(matched, numerator, denominator)
+    lines = _add_minimum_lines(lines, terms, decimals)
+
+    charged = lines.select("run_key").unique()
+    unpriced = priced.filter(pl.col("rate_card").is_not_null()).join(
+        charged, on="run_key", how="anti"
+    )
+    unbilled.append(
+        unpriced.unique("run_key").with_columns(
+            reason=pl.format("no rate on card {} matches its cluster and partition", "rate_card")
+        )
+    )
+    return Charges(
+        lines=_finish(lines, decimals),
+        unbilled=pl.concat([u.select(list(UNBILLED)) for u in unbilled]).sort("run_key"),
+    )
+
+
+def _divide_by_quantity_unit(
+    lines: pl.DataFrame, numerator: pl.Expr, denominator: int
+) -> pl.DataFrame:
+    """Return ``lines`` with ``minor`` computed over the quantity's unit (GiB for memory)."""
+    return lines.with_columns(
+        minor=pl.when(pl.col("qty_den") == 1)
+        .then(half_even_div(numerator, denominator))
+        .otherwise(half_even_div(numerator, denominator * MB_PER_GIB))
+    )
+
+
+def _add_minimum_lines(lines: pl.DataFrame, terms: pl.DataFrame, decimals: int) -> pl.DataFrame:
+    """Return ``lines`` plus a ``minimum`` line topping up each run charged less than its card's
+    minimum charge (in the run's last period, after QOS multipliers)."""
+    quantum = 10 ** (6 - decimals)
+    minimum = terms.select("rate_card", (pl.col("minimum_u") // quantum).alias("min_minor"))
+    per_run = (
+        lines.sort("period")
+        .group_by("run_key", maintain_order=True)
+        .agg(pl.col("minor").sum().alias("total"), pl.all().last())
+        .drop("minor")
+        .join(minimum, on="rate_card")
+        .filter(pl.col("min_minor").cast(pl.Int128) > pl.col("total"))
+    )
+    top_up = per_run.with_columns(
+        resource=pl.lit("minimum"),
+        qty_num=pl.lit(1, dtype=pl.Int64),
+        qty_den=pl.lit(1, dtype=pl.Int64),
+        seconds=pl.lit(0, dtype=pl.Int64),
+        price_u=pl.lit(0, dtype=pl.Int64),
+        mult_u=pl.lit(MICRO, dtype=pl.Int64),
+        minor=pl.col("min_minor").cast(pl.Int128) - pl.col("total"),
+    ).select(lines.columns)
+    return pl.concat([lines, top_up])
+
+
+def _finish(lines: pl.DataFrame, decimals: int) -> pl.DataFrame:
+    unit = pl.lit(Decimal(1).scaleb(-6), dtype=MONEY)
+    return (
+        lines.with_columns(
+            gpu_model=pl.when(pl.col("resource") == "gpu").then(pl.col("gpu_type")),
+            quantity=pl.col("qty_num").cast(pl.Float64) / pl.col("qty_den"),
+            hours=pl.col("seconds") / 3600.0,
+            unit_price=pl.col("price_u").cast(pl.Decimal(38, 0)) * unit,
+            multiplier=pl.col("mult_u").cast(pl.Decimal(38, 0)) * unit,
+            amount=minor_to_money(pl.col("minor"), decimals),
+        )
+        .select(list(LINES))
+        .sort("grant_id", "period", "run_key", "resource")
+    )
+
+
+def quote_run(
+    policy: Policy,
+    *,
+    at: datetime,
+    cluster: str,
+    partition: str,
+    account: str,
+    user: str,
+    qos: str,
+    hours: Decimal,
+    cpus: int,
+    gpus: int = 0,
+    gpu_model: str | None = None,
+    mem_gb: Decimal = Decimal(0),
+    nodes: int = 1,
+) -> Charges:
+    """Return what a job with these resources ending at ``at`` would be charged (and by which
+    grant); ``hours`` is rounded to whole seconds."""
+    seconds = int((hours * 3600).to_integral_value())
+    at = at.astimezone(UTC)
+    run = {
+        "run_key": "quote",
+        "cluster": cluster,
+        "job_id": "quote",
+        "job_id_raw": "quote",
+        "account": account,
+        "user": user,
+        "partition": partition,
+        "qos": qos,
+        "state": "COMPLETED",
+        "submit_at": at,
+        "start_at": at,
+        "end_at": at,
+        "elapsed_s": seconds,
+        "alloc_nodes": nodes,
+        "alloc_cpus": cpus,
+        "alloc_mem_mb": float(mem_gb * MB_PER_GIB),
+        "alloc_gpus": gpus,
+        "gpu_type": gpu_model,
+    }
+    return charge_runs(pl.DataFrame([run], schema=QUOTE_SCHEMA), policy)
+
+
+QUOTE_SCHEMA: dict[str, pl.DataType] = {
+    "run_key": pl.String(),
+    "cluster": pl.String(),
+    "job_id": pl.String(),
+    "job_id_raw": pl.String(),
+    "account": pl.String(),
+    "user": pl.String(),
+    "partition": pl.String(),
+    "qos": pl.String(),
+    "state": pl.String(),
+    "submit_at": UTC_TIME,
+    "start_at": UTC_TIME,
+    "end_at": UTC_TIME,
+    "elapsed_s": pl.Int64(),
+    "alloc_nodes": pl.Int32(),
+    "alloc_cpus": pl.Int32(),
+    "alloc_mem_mb": pl.Float64(),
+    "alloc_gpus": pl.Int32(),
+    "gpu_type": pl.String(),
+}

@@ -1,0 +1,194 @@
+"""The ledger in the store: frozen lines of closed periods, people's entries, closed periods
+and the hashes of closed statements (see ``models.ledger`` for what they mean)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import duckdb
+import polars as pl
+
+from models.errors import StoreError
+from models.ledger import LEDGER
+from models.statement import MONEY
+from models.store.audit import append_audit
+
+_COLUMNS = ", ".join(f'"{c}"' for c in LEDGER)
+
+
+@dataclass(frozen=True)
+class ClosedPeriod:
+    period: str
+    closed_at: datetime
+    closed_by: str
+    policy_version: int
+    lines: int
+    total: Decimal
+
+
+def _frame(con: duckdb.DuckDBPyConnection, query: str) -> pl.DataFrame:
+    return con.sql(query).pl().cast(LEDGER)
+
+
+def read_frozen_lines(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """Return every frozen line (``LEDGER`` columns) of every closed period."""
+    return _frame(con, f"SELECT {_COLUMNS} FROM ledger_lines")
+
+
+def read_entries(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """Return every refund and manual adjustment as ``LEDGER`` lines."""
+    columns = ", ".join(f'"{c}"' if c in _ENTRY_COLUMNS else f'NULL AS "{c}"' for c in LEDGER)
+    return _frame(con, f"SELECT {columns} FROM ledger_entries ORDER BY entry_id")
+
+
+_ENTRY_COLUMNS = {
+    "posted_period",
+    "kind",
+    "refers_period",
+    "grant_id",
+    "run_key",
+    "resource",
+    "amount",
+    "reason",
+    "author",
+    "posted_at",
+}
+
+
+def read_closed_periods(con: duckdb.DuckDBPyConnection) -> list[ClosedPeriod]:
+    """Return the closed periods, oldest first."""
+    rows = con.execute(
+        "SELECT period, closed_at, closed_by, policy_version, lines, total "
+        "FROM ledger_periods ORDER BY period"
+    ).fetchall()
+    return [ClosedPeriod(*row) for row in rows]
+
+
+def last_closed_period(con: duckdb.DuckDBPyConnection) -> str | None:
+    """Return the last closed period, or None when none is closed."""
+    row = con.execute("SELECT max(period) FROM ledger_periods").fetchone()
+    return None if row is None else row[0]
+
+
+def write_period_close(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    period: str,
+    lines: pl.DataFrame,
+    closed_by: str,
+    closed_at: datetime,
+    policy_version: int,
+    statement_hashes: dict[tuple[str, str], tuple[str, int]],
+) -> ClosedPeriod:
+    """Freeze ``lines`` as ``period``'s, record the close and the statement hashes
+    ({(grant, format): (sha256, size)}) and an audit entry, in one transaction."""
+    frozen = lines.select(list(LEDGER)).with_columns(pl.col("amount").cast(MONEY))
+    total = frozen.select(pl.col("amount").sum()).item() if frozen.height else Decimal(0)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        if con.execute("SELECT 1 FROM ledger_periods WHERE period = ?", [period]).fetchone():
+            raise StoreError(f"period {period} is already closed")
+        con.register("frozen_lines", frozen.to_arrow())
+        con.execute(f"INSERT INTO ledger_lines ({_COLUMNS}) SELECT {_COLUMNS} FROM frozen_lines")
+        con.unregister("frozen_lines")
+        con.execute(
+            "INSERT INTO ledger_periods VALUES (?, ?, ?, ?, ?, ?)",
+            [period, closed_at, closed_by, policy_version, frozen.height, total],
+        )
+        for (grant_id, fmt), (sha, size) in sorted(statement_hashes.items()):
+            con.execute(
+                "INSERT INTO statement_hashes VALUES (?, ?, ?, ?, ?)",
+                [grant_id, period, fmt, sha, size],
+            )
+        append_audit(
+            con,
+            kind="period_close",
+            actor=closed_by,
+            at=closed_at,
+            payload={
+                "period": period,
+                "policy_version": policy_version,
+                "lines": frozen.height,
+                "total": str(total),
+                "statements": {
+                    f"{grant_id}/{fmt}": sha
+                    for (grant_id, fmt), (sha, _) in sorted(statement_hashes.items())
+                },
+            },
+        )
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return ClosedPeriod(period, closed_at, closed_by, policy_version, frozen.height, total)
+
+
+def write_entry(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    posted_period: str,
+    kind: str,
+    grant_id: str,
+    amount: Decimal,
+    reason: str,
+    author: str,
+    posted_at: datetime,
+    run_key: str | None = None,
+    refers_period: str | None = None,
+    resource: str | None = None,
+) -> int:
+    """Store a refund or manual adjustment (and its audit entry); return its entry id."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        row = con.execute(
+            "INSERT INTO ledger_entries (posted_period, kind, refers_period, grant_id, run_key, "
+            "resource, amount, reason, author, posted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "RETURNING entry_id",
+            [
+                posted_period,
+                kind,
+                refers_period,
+                grant_id,
+                run_key,
+                resource,
+                amount,
+                reason,
+                author,
+                posted_at.astimezone(UTC),
+            ],
+        ).fetchone()
+        assert row is not None
+        append_audit(
+            con,
+            kind="adjustment",
+            actor=author,
+            at=posted_at,
+            payload={
+                "entry_id": row[0],
+                "kind": kind,
+                "grant_id": grant_id,
+                "posted_period": posted_period,
+                "refers_period": refers_period,
+                "run_key": run_key,
+                "amount": str(amount),
+                "reason": reason,
+            },
+        )
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return int(row[0])
+
+
+def read_statement_hashes(
+    con: duckdb.DuckDBPyConnection, grant_id: str, period: str
+) -> dict[str, str]:
+    """Return {format: sha256} recorded when ``period`` closed for ``grant_id``."""
+    rows = con.execute(
+        "SELECT format, sha256 FROM statement_hashes WHERE grant_id = ? AND period = ?",
+        [grant_id, period],
+    ).fetchall()
+    return dict(rows)
