@@ -209,7 +209,7 @@ def share_tree(
     frame = snapshot.frame
     clusters = frame.get_column("cluster").unique(maintain_order=True).to_list()
     cluster = cluster or (clusters[0] if clusters else None)
-    if cluster not in clusters:
+    if cluster is None or cluster not in clusters:
         raise UnknownAssociation(f"no cluster {cluster!r} in the snapshot this token sees")
     if not account:
         tops = frame.filter((pl.col("cluster") == cluster) & (pl.col("user") == ""))

@@ -1,0 +1,119 @@
+"""The chart routes over HTTP against a real server on the demo site: specs, role scope,
+PNG and SVG export, and the pages' shells."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from typing import Any
+
+import pytest
+from conftest import VIEWER_SEES, Site
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _rows(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """Return every inline data row of a Vega-Lite spec (Altair puts them in ``datasets``)."""
+    return [row for rows in spec.get("datasets", {}).values() for row in rows]
+
+
+def _spec(site: Site, path: str, role: str) -> dict[str, Any]:
+    answer = site.server.get(path, token=site.tokens[role])
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"] == "application/json"
+    spec: dict[str, Any] = answer.json()
+    assert spec["$schema"].startswith("https://vega.github.io/schema/vega-lite/v6")
+    return spec
+
+
+def test_usage_chart_stacks_accounts_and_a_viewer_sees_only_its_own(site: Site) -> None:
+    everything = _rows(_spec(site, "/v1/charts/usage?top=20", "admin"))
+    names = {r["series"] for r in everything}
+    assert {r["resource"] for r in everything} == {"CPU-hours", "GPU-hours"}
+    assert len(names - {"other"}) > len(VIEWER_SEES)  # many accounts on the site
+    assert all(r["hours"] > 0 for r in everything)
+    mine = _rows(_spec(site, "/v1/charts/usage?top=20", "viewer"))
+    assert mine, "the viewer's accounts ran jobs in the last 30 days"
+    assert {r["series"] for r in mine} <= VIEWER_SEES
+    # the viewer's hours are what an admin sees for the same subtree, and less than the site's
+    same = _rows(_spec(site, "/v1/charts/usage?account=physics", "admin"))
+    assert sum(r["hours"] for r in mine) == pytest.approx(sum(r["hours"] for r in same))
+    assert sum(r["hours"] for r in mine) < sum(r["hours"] for r in everything) / 5
+
+
+def test_usage_drill_to_one_account_stacks_its_users(site: Site) -> None:
+    rows = _rows(_spec(site, "/v1/charts/usage?account=physics-lab&step=week", "viewer"))
+    assert rows and all(r["series"].startswith("u") or r["series"] == "other" for r in rows)
+    answer = site.server.get("/v1/charts/usage?account=ml-lab", token=site.tokens["viewer"])
+    assert answer.status_code == 403
+    assert "ml-lab" in answer.json()["detail"]
+    unknown = site.server.get("/v1/charts/usage?account=nowhere", token=site.tokens["admin"])
+    assert unknown.status_code == 404
+
+
+def test_usage_refuses_more_rows_than_a_chart_holds(site: Site) -> None:
+    answer = site.server.get("/v1/charts/usage?start=2025-01-01&top=20", token=site.tokens["admin"])
+    assert answer.status_code == 422
+    assert "per week" in answer.text
+    weekly = site.server.get(
+        "/v1/charts/usage?start=2025-01-01&top=20&step=week", token=site.tokens["admin"]
+    )
+    assert weekly.status_code == 200
+
+
+def test_share_tree_level_and_viewer_scope(site: Site) -> None:
+    rows = _rows(_spec(site, "/v1/charts/shares?cluster=hpc", "auditor"))
+    top = {r["name"] for r in rows}
+    assert {"sciences", "engineering", "root"} <= top
+    counted = [r["shares_share"] for r in rows if r["shares_share"] is not None]
+    assert sum(counted) == pytest.approx(1.0)
+    mine = _rows(_spec(site, "/v1/charts/shares?cluster=hpc", "viewer"))
+    assert {r["name"] for r in mine} == {"physics-lab", "physics-hpc"}
+    users = _rows(_spec(site, "/v1/charts/shares?cluster=hpc&account=physics-lab", "viewer"))
+    assert users and all(r["kind"] == "user" and 0 <= r["fairshare"] <= 1 for r in users)
+    hidden = site.server.get(
+        "/v1/charts/shares?cluster=hpc&account=sciences", token=site.tokens["viewer"]
+    )
+    assert hidden.status_code == 404
+
+
+def test_ingest_health_names_the_demo_source(site: Site) -> None:
+    rows = _rows(_spec(site, "/v1/charts/ingest", "admin"))
+    assert any(r.get("value") == "6862" for r in rows if r.get("field") == "runs landed")
+    assert any(r.get("measure") == "runs landed" for r in rows)
+    assert site.server.get("/v1/charts/ingest", token=site.tokens["viewer"]).status_code == 403
+
+
+@pytest.mark.parametrize("chart", ["usage", "shares", "ingest"])
+def test_png_and_svg_export(site: Site, chart: str) -> None:
+    png = site.server.get(f"/v1/charts/{chart}?format=png", token=site.tokens["admin"])
+    assert png.status_code == 200 and png.headers["content-type"] == "image/png"
+    assert png.content.startswith(PNG_SIGNATURE) and len(png.content) > 10_000
+    width = int.from_bytes(png.content[16:20], "big")
+    assert width > 600
+    svg = site.server.get(f"/v1/charts/{chart}?format=svg", token=site.tokens["admin"])
+    assert svg.headers["content-type"] == "image/svg+xml"
+    assert f'filename="{chart}.svg"' in svg.headers["content-disposition"]
+    root = ET.fromstring(svg.content)
+    assert root.tag == "{http://www.w3.org/2000/svg}svg"
+    marks = [e for e in root.iter() if "role-mark" in e.get("class", "")]
+    assert marks, "the SVG holds Vega marks"
+    refused = site.server.get(f"/v1/charts/{chart}?format=png", token=site.tokens["scheduler"])
+    assert refused.status_code == 403
+
+
+def test_pages_are_shells_without_data(site: Site) -> None:
+    index = site.server.get("/dashboards")
+    assert index.status_code == 200
+    for name in ("usage", "shares", "ingest"):
+        assert f"/dashboards/{name}" in index.text
+        page = site.server.get(f"/dashboards/{name}")
+        assert page.status_code == 200 and f"/v1/charts/{name}" in page.text
+        assert "sessionStorage" in page.text and "cdn" not in page.text.lower()
+    assert site.server.get("/dashboards/nowhere").status_code == 404
+    bundle = site.server.get("/dashboards/assets/vega.js")
+    assert bundle.status_code == 200 and "window.vegaEmbed" in bundle.text
+    again = site.server.get(
+        "/dashboards/assets/vega.js", headers={"If-None-Match": bundle.headers["etag"]}
+    )
+    assert again.status_code == 304
