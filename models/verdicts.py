@@ -7,7 +7,8 @@ at the run's start and at its end (see ``docs/compliance.md`` for the rules in o
 
 - at the start, an interval ``[from, until)`` is in force when ``from <= start < until``;
 - at the end, when ``from < end <= until`` (the run used the node up to, not at, its end), so a
-  run ending at midnight is covered by a certification whose inclusive end is the day before.
+  run ending at midnight is covered by a certification whose inclusive end is the day before
+  (a run that ended as it started is checked at that instant with the start's rule).
 
 The work is a handful of joins: node lists are exploded (one row per run and node), joined to
 the inventory and to the certifications by (cluster, node) and by cluster for ``*`` node sets,
@@ -77,9 +78,12 @@ _TIME = "%Y-%m-%dT%H:%M:%S%.fZ"
 
 def _in_force(at: str, moment: str) -> pl.Expr:
     """Return whether [from_at, until_at) is in force at the run's ``moment`` column."""
+    at_start = (pl.col("from_at") <= pl.col(moment)) & (pl.col(moment) < pl.col("until_at"))
     if at == "start":
-        return (pl.col("from_at") <= pl.col(moment)) & (pl.col(moment) < pl.col("until_at"))
-    return (pl.col("from_at") < pl.col(moment)) & (pl.col(moment) <= pl.col("until_at"))
+        return at_start
+    before_end = (pl.col("from_at") < pl.col(moment)) & (pl.col(moment) <= pl.col("until_at"))
+    # a run that ended as it started used the node at that instant only
+    return pl.when(pl.col("end_at") > pl.col("start_at")).then(before_end).otherwise(at_start)
 
 
 def _node_checks(nodes: pl.LazyFrame, compliance: Compliance) -> pl.LazyFrame:

@@ -1,0 +1,48 @@
+"""The hash of a verdict batch's rows, recorded in the audit log (pure).
+
+Each verdict row is written as one line of JSON: an object with the ``ROW_FIELDS`` in that
+order, written the way Python's ``json.dumps(obj, ensure_ascii=False, separators=(",", ":"))``
+writes it (null as ``null``; strings JSON-escaped with non-ASCII kept as UTF-8). ``evidence`` is
+the stored evidence text, hashed as a JSON *string* (not re-parsed), so the hash covers exactly
+the bytes stored.
+
+``rows_sha256`` = SHA-256 (hex) of the UTF-8 bytes of the concatenation of ``line + "\\n"`` over
+the batch's rows ordered by ``run_key`` (code point order). An empty batch hashes the empty
+string. ``docs/compliance.md`` states the same for an auditor checking it offline.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import polars as pl
+
+ROW_FIELDS = (
+    "run_key",
+    "row_hash",
+    "grant_id",
+    "regime",
+    "verdict",
+    "rule",
+    "offending_node",
+    "at",
+    "evidence",
+)
+
+
+def verdict_line(row: dict[str, str | None]) -> str:
+    """Return the canonical JSON line of one verdict row (``ROW_FIELDS`` in order)."""
+    return json.dumps(
+        {name: row.get(name) for name in ROW_FIELDS}, ensure_ascii=False, separators=(",", ":")
+    )
+
+
+def verdict_rows_sha256(rows: pl.DataFrame) -> str:
+    """Return the hex SHA-256 of the rows' canonical lines, ordered by run_key."""
+    digest = hashlib.sha256()
+    ordered = rows.select(ROW_FIELDS).sort("run_key")
+    for row in ordered.iter_rows(named=True):
+        digest.update(verdict_line(row).encode())
+        digest.update(b"\n")
+    return digest.hexdigest()
