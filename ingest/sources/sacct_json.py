@@ -237,8 +237,8 @@ def parse_sacct_json(text: str, *, source: str, cluster: str | None = None) -> L
         document = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ParseError(f"{source}: not JSON: {exc}") from exc
-    json_layout(document, source)
-    errors = document.get("errors") or []
+    layout = json_layout(document, source)
+    errors = [e for e in document.get("errors") or [] if not _nothing_found(e, document)]
     if errors:
         raise ParseError(f"{source}: the source reported errors: {json.dumps(errors)[:500]}")
     jobs = document.get("jobs")
@@ -249,7 +249,7 @@ def parse_sacct_json(text: str, *, source: str, cluster: str | None = None) -> L
     refused: list[dict[str, Any]] = []
     for index, job in enumerate(jobs, start=1):
         try:
-            run = _run(job, cluster)
+            run = _run(job, cluster, legacy=layout in LEGACY_PLUGINS)
         except RecordError as exc:
             refused.append(_refused(source, index, job, exc))
             continue
@@ -257,7 +257,7 @@ def parse_sacct_json(text: str, *, source: str, cluster: str | None = None) -> L
         runs.append(run)
         for n, step in enumerate(job.get("steps") or []):
             try:
-                row = _step(step, run)
+                row = _step(step, run, legacy=layout in LEGACY_PLUGINS)
             except RecordError as exc:
                 exc = RecordError(f"steps[{n}].{exc.field}", exc.reason)
                 refused.append(_refused(source, index, step, exc, record_id=run["job_id"]))
@@ -265,6 +265,20 @@ def parse_sacct_json(text: str, *, source: str, cluster: str | None = None) -> L
             row.update(source=source, source_line=index)
             steps.append(row)
     return batch_from_records(runs, steps, refused, lines_read=len(jobs))
+
+
+# Slurm 22.05 answers a window without jobs with an empty ``jobs`` list *and* this error.
+NOTHING_FOUND = 9003
+
+
+def _nothing_found(error: Any, document: Mapping[str, Any]) -> bool:
+    """Return whether ``error`` is 22.05's "Nothing found" beside an empty ``jobs`` list (an
+    empty window, not a failure)."""
+    return (
+        isinstance(error, dict)
+        and error.get("error_number") == NOTHING_FOUND
+        and document.get("jobs") == []
+    )
 
 
 def _refused(
@@ -337,7 +351,20 @@ def _state(record: Any, path: str) -> str:
     return value
 
 
-def _exit_code(record: Any, path: str) -> str | None:
+def _exit_code(
+    record: Any, path: str, *, state: str, legacy: bool, signals: bool = False
+) -> str | None:
+    """Return ``return_code:signal`` as sacct prints it, None when unknown.
+
+    The legacy layouts' exit codes cannot be trusted unless the record COMPLETED: Slurm
+    22.05.8 writes ``{"status": "SUCCESS", "return_code": 0}`` for a job and a step that
+    exited 1 (sacct's text: ``1:0``), and for a TIMEOUT job ``sacct --json`` says SUCCESS
+    where slurmrestd says SIGNALED 15 (the text: ``0:0``). Unknown is better than wrong.
+    With ``signals`` (steps) a SIGNALED legacy code is kept: it matched the text every time.
+    """
+    status = _get(record, f"{path}.status")
+    if legacy and state != "COMPLETED" and not (signals and status == "SIGNALED"):
+        return None
     code = _number(record, f"{path}.return_code")
     signal = _number(record, f"{path}.signal.id")
     if signal is None:
@@ -357,6 +384,8 @@ def _tres(record: Any, path: str) -> list[dict[str, Any]]:
     tres: list[dict[str, Any]] = []
     for i, item in enumerate(items):
         kind = item.get("type") if isinstance(item, dict) else None
+        if isinstance(item, dict) and kind and item.get("count", 0) is None:
+            continue  # 22.05 lists a TRES it has no value for (energy) with "count": null
         count = _number(item, "count") if isinstance(item, dict) else None
         if not isinstance(kind, str) or not kind or count is None:
             raise RecordError(
@@ -364,10 +393,10 @@ def _tres(record: Any, path: str) -> list[dict[str, Any]]:
             )
         name = item.get("name") or ""
         tres.append({"name": f"{kind}/{name}".lower() if name else kind.lower(), "count": count})
-    return tres
+    return sorted(tres, key=lambda item: str(item["name"]))  # sacct's text order: by name
 
 
-def _run(job: Any, cluster: str | None) -> dict[str, Any]:
+def _run(job: Any, cluster: str | None, *, legacy: bool = False) -> dict[str, Any]:
     if not isinstance(job, dict):
         raise RecordError("", f"expected a job object, found {json.dumps(job)[:100]}")
     job_id = _number(job, "job_id")
@@ -399,7 +428,11 @@ def _run(job: Any, cluster: str | None) -> dict[str, Any]:
     limit = _number(job, "time.limit")
     tres = _tres(job, "tres.allocated")
     summary = tres_summary(tres, "tres.allocated")
+    # A job never allocated has no allocated TRES and allocation_nodes 0; sacct's NNodes (and
+    # NCPUS) then show what it asked for, and so do we.
+    requested = tres_summary(_tres(job, "tres.requested"), "tres.requested")
     nodelist = _text(job, "nodes")
+    state = _state(job, "state.current")
     reservation = _get(job, "reservation.name")
     account = _text(job, "account") or _text(job, "association.account")
     if account is None:
@@ -420,8 +453,8 @@ def _run(job: Any, cluster: str | None) -> dict[str, Any]:
         "account": account,
         "partition": _text(job, "partition"),
         "qos": _text(job, "qos"),
-        "state": _state(job, "state.current"),
-        "exit_code": _exit_code(job, "exit_code"),
+        "state": state,
+        "exit_code": _exit_code(job, "exit_code", state=state, legacy=legacy),
         "submit_at": epoch_time(submit, "time.submission"),
         "eligible_at": epoch_time(_number(job, "time.eligible"), "time.eligible"),
         "start_at": epoch_time(start, "time.start"),
@@ -429,7 +462,8 @@ def _run(job: Any, cluster: str | None) -> dict[str, Any]:
         "elapsed_s": _int_or_none(elapsed),
         "timelimit_s": int(limit) * 60 if limit else None,
         "alloc_nodes": summary["_nodes"]
-        or count_or_none(_number(job, "allocation_nodes"), "allocation_nodes"),
+        or count_or_none(_number(job, "allocation_nodes"), "allocation_nodes")
+        or requested["_nodes"],
         "alloc_cpus": summary["alloc_cpus"]
         or count_or_none(_number(job, "required.CPUs"), "required.CPUs"),
         "alloc_mem_mb": summary["alloc_mem_mb"],
@@ -445,7 +479,7 @@ def _run(job: Any, cluster: str | None) -> dict[str, Any]:
     }
 
 
-def _step(step: Any, run: Mapping[str, Any]) -> dict[str, Any]:
+def _step(step: Any, run: Mapping[str, Any], *, legacy: bool = False) -> dict[str, Any]:
     if not isinstance(step, dict):
         raise RecordError("", f"expected a step object, found {json.dumps(step)[:100]}")
     step_id = _text(step, "step.id")
@@ -470,8 +504,8 @@ def _step(step: Any, run: Mapping[str, Any]) -> dict[str, Any]:
         "cluster": run["cluster"],
         "job_id": f"{run['job_id']}.{step_id}",
         "step_id": step_id,
-        "state": _state(step, "state"),
-        "exit_code": _exit_code(step, "exit_code"),
+        "state": (state := _state(step, "state")),
+        "exit_code": _exit_code(step, "exit_code", state=state, legacy=legacy, signals=True),
         "start_at": epoch_time(start, "time.start"),
         "end_at": epoch_time(end, "time.end"),
         "elapsed_s": _int_or_none(elapsed),

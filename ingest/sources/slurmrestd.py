@@ -9,10 +9,13 @@ layouts from 23.02).
 from __future__ import annotations
 
 import re
+import zoneinfo
 from datetime import datetime
+from urllib.parse import urlencode
 
 import httpx
 
+from ingest.sources.sacct import SACCT_STATES, TIME_FORMAT
 from ingest.sources.sacct_json import parse_sacct_json
 from models.errors import SourceUnavailable
 
@@ -30,10 +33,24 @@ def slurmdb_jobs_url(base_url: str, *, version: str) -> str:
     return f"{base_url.rstrip('/')}/slurmdb/v{match.group(1)}/jobs"
 
 
-def _epoch(t: datetime) -> int:
-    if t.tzinfo is None:
-        raise ValueError(f"{t!r} has no time zone")
-    return int(t.timestamp())
+def slurmdb_jobs_query(start: datetime, end: datetime, *, tz: str = "UTC") -> str:
+    """Return the query string of a jobs request for ``[start, end]`` (aware times).
+
+    The times are written as ``YYYY-MM-DDTHH:MM:SS`` in ``tz``, slurmrestd's time zone: 22.05
+    refuses epoch seconds ("Invalid time specification") and reads a time in its own zone.
+    ``state`` lists every state, as the sacct pull's ``--state``: without it slurmdbd leaves
+    out the jobs cancelled before they started. Everything is percent-encoded (22.05 answers
+    "Unable to parse query" to a bare ``:``, and reads a bare ``,`` as the end of the list).
+    """
+    zone = zoneinfo.ZoneInfo(tz)
+
+    def when(t: datetime) -> str:
+        if t.tzinfo is None:
+            raise ValueError(f"{t!r} has no time zone")
+        return t.astimezone(zone).strftime(TIME_FORMAT)
+
+    query = {"start_time": when(start), "end_time": when(end), "state": SACCT_STATES}
+    return urlencode(query, safe="")
 
 
 def _tail(text: str) -> str:
@@ -49,18 +66,20 @@ def fetch_slurmdb_jobs(
     user: str,
     start: datetime,
     end: datetime,
+    tz: str = "UTC",
     transport: httpx.BaseTransport | None = None,
     timeout_s: float = 120.0,
 ) -> str:
     """Return the body of ``GET {base}/slurmdb/v{version}/jobs`` for jobs active in
-    ``[start, end]`` (aware times, sent as epoch seconds).
+    ``[start, end]`` (aware times, written in ``tz``, slurmrestd's zone; see
+    ``slurmdb_jobs_query``).
 
     Authenticates with ``X-SLURM-USER-NAME`` / ``X-SLURM-USER-TOKEN`` (a JWT). A connection
     error, a timeout or a status other than 200 raises SourceUnavailable with the status and
     the tail of the body; the token never appears in a message.
     """
     url = slurmdb_jobs_url(base_url, version=version)
-    params = {"start_time": str(_epoch(start)), "end_time": str(_epoch(end))}
+    query = slurmdb_jobs_query(start, end, tz=tz)
     headers = {
         "X-SLURM-USER-NAME": user,
         "X-SLURM-USER-TOKEN": token,
@@ -68,7 +87,7 @@ def fetch_slurmdb_jobs(
     }
     try:
         with httpx.Client(transport=transport, timeout=timeout_s) as client:
-            response = client.get(url, params=params, headers=headers)
+            response = client.get(f"{url}?{query}", headers=headers)
     except httpx.TimeoutException as exc:
         raise SourceUnavailable(f"GET {url} timed out after {timeout_s:g} s") from exc
     except httpx.HTTPError as exc:

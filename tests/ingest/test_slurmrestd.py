@@ -8,6 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from ingest.sources.sacct import SACCT_STATES
 from ingest.sources.slurmrestd import fetch_slurmdb_jobs, parse_slurmdb_jobs, slurmdb_jobs_url
 from models.errors import SourceUnavailable
 
@@ -35,8 +36,11 @@ def test_the_request_names_the_window_and_authenticates() -> None:
     (request,) = seen
     assert request.method == "GET"
     assert request.url.path == "/slurmdb/v0.0.40/jobs"
-    assert request.url.params["start_time"] == str(int(START.timestamp()))
-    assert request.url.params["end_time"] == str(int(END.timestamp()))
+    # ISO times (22.05 refuses epoch seconds), every state, ':' and ',' percent-encoded
+    assert request.url.params["start_time"] == "2024-10-27T00:00:00"
+    assert request.url.params["end_time"] == "2024-10-28T00:00:00"
+    assert request.url.params["state"] == SACCT_STATES
+    assert b"%3A" in request.url.query and b"," not in request.url.query
     assert request.headers["X-SLURM-USER-NAME"] == "fairledger"
     assert request.headers["X-SLURM-USER-TOKEN"] == "secret-jwt"
     batch = parse_slurmdb_jobs(text, source="slurmrestd")
