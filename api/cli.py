@@ -15,10 +15,12 @@ from typing import Annotated
 import polars as pl
 import typer
 
+from api.commands import audit as audit_commands
 from api.commands import delivery as delivery_commands
 from api.commands import drift as drift_command
 from api.commands import explain as explain_commands
 from api.commands import ingest_sacct
+from api.commands import money as money_commands
 from api.commands import quarantine as quarantine_commands
 from api.commands import sreport as sreport_commands
 from api.commands import tokens as token_commands
@@ -350,6 +352,8 @@ drift_command.register(app)  # fairledger drift
 quarantine_commands.register(app)  # fairledger quarantine list|retry
 explain_commands.register(app)  # fairledger explain, simulate
 sreport_commands.register(app)  # fairledger sreport cluster|user|job
+audit_commands.register(app)  # fairledger audit verify|bundle|head
+money_commands.register(app)  # fairledger statement, close-period, adjust, refund, grants, …
 
 
 def main() -> None:
