@@ -31,19 +31,25 @@ TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 @dataclass(frozen=True)
 class AuditEntry:
-    """One log entry as stored (``payload`` is its canonical JSON text)."""
+    """One log entry as stored (``payload`` is its canonical JSON text).
+
+    ``payload`` is None in an audit bundle's copy of an entry that concerns other data: the
+    chain still verifies from the header fields and ``payload_sha256``.
+    """
 
     seq: int
     at: datetime
     kind: str
     actor: str
-    payload: str
+    payload: str | None
     payload_sha256: str
     prev_sha256: str
     entry_sha256: str
 
     def payload_object(self) -> dict[str, Any]:
-        """Return the payload parsed from its JSON text."""
+        """Return the payload parsed from its JSON text ({} when it is not included)."""
+        if self.payload is None:
+            return {}
         value = json.loads(self.payload)
         return value if isinstance(value, dict) else {}
 
@@ -194,6 +200,8 @@ def verify_chain(
 ) -> ChainCheck:
     """Return the result of checking ``entries`` in the order given, stopping at the first fault.
 
+    An entry whose payload is None (left out of a bundle) is checked from its header alone.
+
     Checks, per entry: its seq follows the previous one (no gap, no reordering: the first is
     ``start_seq``), its payload is canonical JSON and hashes to ``payload_sha256``, its
     ``prev_sha256`` is the previous entry's hash (``start_prev`` for the first), and its header
@@ -217,22 +225,23 @@ def verify_chain(
                     f"{entry.seq} (entries {what})",
                 ),
             )
-        actual_payload = sha256_hex(entry.payload)
-        if actual_payload != entry.payload_sha256:
-            return ChainCheck(
-                position,
-                prev,
-                ChainProblem(
-                    entry.seq,
+        if entry.payload is not None:
+            actual_payload = sha256_hex(entry.payload)
+            if actual_payload != entry.payload_sha256:
+                return ChainCheck(
                     position,
-                    "payload_sha256",
-                    f"the payload hashes to {actual_payload}, the entry records "
-                    f"{entry.payload_sha256}",
-                ),
-            )
-        problem = _payload_problem(entry, position)
-        if problem is not None:
-            return ChainCheck(position, prev, problem)
+                    prev,
+                    ChainProblem(
+                        entry.seq,
+                        position,
+                        "payload_sha256",
+                        f"the payload hashes to {actual_payload}, the entry records "
+                        f"{entry.payload_sha256}",
+                    ),
+                )
+            problem = _payload_problem(entry.seq, entry.payload, position)
+            if problem is not None:
+                return ChainCheck(position, prev, problem)
         if entry.prev_sha256 != prev:
             return ChainCheck(
                 position,
@@ -262,12 +271,16 @@ def verify_chain(
     return ChainCheck(count, prev, None)
 
 
-def _payload_problem(entry: AuditEntry, position: int) -> ChainProblem | None:
+def _payload_problem(seq: int, payload: str, position: int) -> ChainProblem | None:
     """Return a problem when the payload text is not the canonical JSON of an object."""
     try:
-        value = json.loads(entry.payload)
+        value = json.loads(payload)
     except ValueError as exc:
-        return ChainProblem(entry.seq, position, "payload", f"not JSON: {exc}")
-    if not isinstance(value, dict) or canonical_json(value) != entry.payload:
-        return ChainProblem(entry.seq, position, "payload", "not a canonical JSON object")
+        return ChainProblem(seq, position, "payload", f"not JSON: {exc}")
+    try:
+        canonical = canonical_json(value) if isinstance(value, dict) else None
+    except ValueError as exc:
+        return ChainProblem(seq, position, "payload", str(exc))
+    if canonical != payload:
+        return ChainProblem(seq, position, "payload", "not a canonical JSON object")
     return None

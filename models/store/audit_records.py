@@ -86,7 +86,7 @@ def _versions(where: str) -> str:
     )
 
 
-def _aggregate(hashes: str, *, group: bool) -> str:
+def aggregate_sql(hashes: str, *, group: bool) -> str:
     """Return SQL of (records_sha256, count) over ``hashes`` (batch_id, run_key, record_sha256)."""
     digest = (
         "coalesce(sha256(string_agg(record_sha256 || chr(10), '' "
@@ -97,7 +97,8 @@ def _aggregate(hashes: str, *, group: bool) -> str:
     return f"SELECT {digest}, count(*) FROM ({hashes})"
 
 
-def _hashes(where: str) -> str:
+def record_hashes_sql(where: str) -> str:
+    """Return SQL of (batch_id, run_key, record_sha256) over the run versions ``where`` selects."""
     return (
         f"SELECT batch_id, run_key, sha256({record_line_sql()}) AS record_sha256 "
         f"FROM ({_versions(where)})"
@@ -107,7 +108,7 @@ def _hashes(where: str) -> str:
 def batch_records_sha256(con: duckdb.DuckDBPyConnection, batch_id: int) -> tuple[str, int]:
     """Return (records_sha256, run versions) of what batch ``batch_id`` stored, from the runs."""
     row = con.execute(
-        _aggregate(_hashes("WHERE batch_id = $1"), group=False), [batch_id]
+        aggregate_sql(record_hashes_sql("WHERE batch_id = $1"), group=False), [batch_id]
     ).fetchall()[0]
     return str(row[0]), int(row[1])
 
@@ -119,7 +120,7 @@ def read_record_hashes(con: duckdb.DuckDBPyConnection, batch_ids: Sequence[int])
     """
     where = "WHERE batch_id IN (SELECT unnest($1::BIGINT[]))"
     return con.sql(
-        f"{_hashes(where)} ORDER BY batch_id, run_key, record_sha256",
+        f"{record_hashes_sql(where)} ORDER BY batch_id, run_key, record_sha256",
         params=[list(batch_ids)],
     ).pl()
 
@@ -151,9 +152,11 @@ def record_ingest_batch(
     Call it inside the batch's transaction, after its runs landed. ``counts`` are the batch's
     summary counts (lines read, runs new/changed/unchanged, ...), copied into the payload.
     """
-    con.execute(f"INSERT INTO audit_record_hashes {_hashes('WHERE batch_id = $1')}", [batch_id])
+    con.execute(
+        f"INSERT INTO audit_record_hashes {record_hashes_sql('WHERE batch_id = $1')}", [batch_id]
+    )
     digest, versions = con.execute(
-        _aggregate("SELECT * FROM audit_record_hashes WHERE batch_id = $1", group=False),
+        aggregate_sql("SELECT * FROM audit_record_hashes WHERE batch_id = $1", group=False),
         [batch_id],
     ).fetchall()[0]
     payload: dict[str, object] = {
