@@ -114,3 +114,36 @@ class Statement:
             if s.dimension == dimension:
                 return s
         raise KeyError(dimension)
+
+
+# Charge lines summarised by user, partition and resource (a statement's non-itemised form).
+CHARGE_SUMMARY_COLUMNS: dict[str, pl.DataType] = {
+    "user": pl.String(),
+    "partition": pl.String(),
+    "resource": pl.String(),
+    "runs": pl.UInt32(),  # distinct runs with a line in the group
+    "lines": pl.UInt32(),
+    "hours": pl.Float64(),
+    "amount": MONEY,  # exact sum of the group's line amounts
+}
+
+
+def summarised_charges(charges: pl.DataFrame) -> pl.DataFrame:
+    """Return ``charges`` (CHARGE_COLUMNS) summed by user, partition and resource.
+
+    Columns are ``CHARGE_SUMMARY_COLUMNS``, sorted by user, partition, resource (nulls first);
+    ``amount`` is the exact Decimal sum of the group's lines, ``hours`` the sum of their hours.
+    """
+    keys = ["user", "partition", "resource"]
+    return (
+        charges.group_by(keys)
+        .agg(
+            pl.col("run_key").n_unique().cast(pl.UInt32).alias("runs"),
+            pl.len().cast(pl.UInt32).alias("lines"),
+            # summed as decimals: exact, so the result does not depend on the row order
+            pl.col("hours").cast(pl.Decimal(38, 9)).sum().cast(pl.Float64).alias("hours"),
+            pl.col("amount").sum().cast(MONEY).alias("amount"),
+        )
+        .sort(keys, nulls_last=False)
+        .select([pl.col(c).cast(t) for c, t in CHARGE_SUMMARY_COLUMNS.items()])
+    )
