@@ -17,6 +17,7 @@ import typer
 
 from api.commands import audit as audit_commands
 from api.commands import audit as audit_commands
+from api.commands import compliance as compliance_commands
 from api.commands import delivery as delivery_commands
 from api.commands import drift as drift_command
 from api.commands import explain as explain_commands
@@ -356,6 +357,7 @@ sreport_commands.register(app)  # fairledger sreport cluster|user|job
 audit_commands.register(app)  # fairledger audit verify|bundle|head
 audit_commands.register(app)  # fairledger audit verify|bundle|head
 money_commands.register(app)  # fairledger statement, close-period, adjust, refund, grants, …
+compliance_commands.register(app)  # fairledger compliance verdicts|import-nodes
 
 
 def main() -> None:

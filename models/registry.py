@@ -125,10 +125,14 @@ def check_compliance(
     not define, or a grant whose regime the registry does not define."""
     for cert in compliance.certifications:
         if cert.cluster not in clusters:
-            raise ValueError(f"certification {cert.id}: unknown cluster {cert.cluster!r}")
+            raise ValueError(
+                f"compliance: certification {cert.id}: unknown cluster {cert.cluster!r}"
+            )
     for entry in compliance.nodes:
         if entry.cluster not in clusters:
-            raise ValueError(f"inventory entry {entry.names}: unknown cluster {entry.cluster!r}")
+            raise ValueError(
+                f"compliance: inventory entry {entry.names}: unknown cluster {entry.cluster!r}"
+            )
     names = {r.name for r in compliance.regimes}
     for grant_id, regime in grant_regimes.items():
         if regime is not None and regime not in names:

@@ -7,8 +7,8 @@ node, its partitions and its GPU model (the type of its ``gpu`` GRES, e.g. ``a10
 them into the policy's ``[compliance]`` table (see ``docs/compliance.md``).
 
 - ``scontrol show node`` (the multi-line form, or ``-o`` one line per node): records start at
-  ``NodeName=``; ``Partitions=`` and ``Gres=`` are read, free text such as ``OS=`` or
-  ``Reason=`` is skipped.
+  ``NodeName=``; ``Partitions=`` and ``Gres=`` are read, the free text of ``OS=`` and
+  ``Reason=`` is cut first (it may hold anything, ``Partitions=`` too).
 - slurm.conf: ``NodeName=`` lines (hostlist names; ``NodeName=DEFAULT`` sets ``Gres`` for the
   lines after it) and ``PartitionName=`` lines, whose ``Nodes=`` (a hostlist, or ``ALL``) say
   which partitions a node is in. Comments, quoted values and continued lines are read as
@@ -17,12 +17,11 @@ them into the policy's ``[compliance]`` table (see ``docs/compliance.md``).
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
-
-import tomli_w
 
 from models.errors import ParseError
 from models.hostlist import compress_hostlist, expand_hostlist
@@ -30,6 +29,8 @@ from models.registry import InventoryEntry
 
 _PAIR = re.compile(r'([A-Za-z][A-Za-z0-9_.]*)=(?:"([^"]*)"|(\S*))')
 _SCONTROL_HINT = re.compile(r"(?m)\b(?:Partitions|CPUTot|CPUAlloc)=")
+_FREE_OS = re.compile(r"(?:^|(?<=\s))OS=.*?(?=\s+RealMemory=|\n|$)", re.MULTILINE)
+_FREE_REASON = re.compile(r"(?:^|(?<=\s))Reason=.*$", re.MULTILINE)
 _NULL = {"", "(null)", "none", "n/a"}
 
 
@@ -43,8 +44,21 @@ class NodeInventory:
 
     def to_toml(self) -> str:
         """Return the entries as ``[[compliance.nodes]]`` tables to paste into a policy."""
-        data = [e.model_dump(mode="json", exclude_none=True) for e in self.entries]
-        return tomli_w.dumps({"compliance": {"nodes": data}})
+        tables = []
+        for e in self.entries:
+            lines = ["[[compliance.nodes]]", f"cluster = {_string(e.cluster)}"]
+            lines.append(f"names = {_string(e.names)}")
+            lines.append(f"partitions = [{', '.join(_string(p) for p in e.partitions)}]")
+            if e.gpu_model is not None:
+                lines.append(f"gpu_model = {_string(e.gpu_model)}")
+            lines.append(f"start = {e.start.isoformat()}")
+            tables.append("\n".join(lines) + "\n")
+        return "\n".join(tables)
+
+
+def _string(value: str) -> str:
+    """Return ``value`` as a TOML basic string (JSON's escaping is valid TOML)."""
+    return json.dumps(value, ensure_ascii=False)
 
 
 def gpu_model(gres: str) -> str | None:
@@ -107,8 +121,10 @@ def parse_scontrol_nodes(text: str, *, cluster: str, valid_from: date) -> NodeIn
     nodes: dict[str, tuple[tuple[str, ...], str | None]] = {}
     notes: list[str] = []
     for begin, end in zip(starts, [*starts[1:], len(text)], strict=True):
-        record = text[begin:end]
-        # Only the keys read here: free text (OS=, Reason=) may hold anything.
+        # Free text may hold anything, "Partitions=" too: cut OS= (up to RealMemory= in the
+        # one-line form) and Reason= (to the end of its line, where scontrol prints it).
+        record = _FREE_OS.sub("", text[begin:end])
+        record = _FREE_REASON.sub("", record)
         name = re.search(r"NodeName=(\S+)", record)
         parts = re.search(r"(?:^|\s)Partitions=(\S+)", record)
         gres = re.search(r"(?:^|\s)Gres=(\S+)", record)
