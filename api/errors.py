@@ -24,7 +24,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from models.errors import (
     AuthError,
+    Conflict,
     FairledgerError,
+    InvalidRequest,
     MigrationError,
     ParseError,
     PeriodClosed,
@@ -33,6 +35,7 @@ from models.errors import (
     StoreError,
     StoreLocked,
     UnknownAssociation,
+    UnknownGrant,
 )
 
 PROBLEM_JSON = "application/problem+json"
@@ -60,6 +63,9 @@ _MAPPING: list[tuple[type[FairledgerError], int, str, str]] = [
     (PolicyError, 422, "invalid-policy", "Invalid policy"),
     (ParseError, 422, "unreadable-input", "Unreadable input"),
     (PeriodClosed, 409, "period-closed", "Accounting period closed"),
+    (UnknownGrant, 404, "unknown-grant", "Unknown grant"),
+    (Conflict, 409, "conflict", "Conflict"),
+    (InvalidRequest, 422, "invalid-request", "Invalid request"),
     (StoreLocked, 503, "store-locked", "Store in use by another process"),
     (MigrationError, 500, "migration-failed", "Store migration failed"),
     (StoreError, 503, "store-unavailable", "Store unavailable"),

@@ -16,7 +16,7 @@ import duckdb
 import polars as pl
 
 from models.charges import CHARGE_RUN_COLUMNS, charge_runs
-from models.errors import FairledgerError, PeriodClosed, PolicyError
+from models.errors import InvalidRequest, PeriodClosed, PolicyError, UnknownGrant
 from models.grants import Grant, period_bounds, period_of
 from models.ledger import ledger_view, next_period, to_freeze
 from models.policy import Policy
@@ -36,10 +36,6 @@ from models.store.policies import read_policy_version
 
 Render = Callable[[Statement, str], bytes]
 HASHED_FORMATS = ("csv", "json", "xlsx", "pdf")
-
-
-class UnknownGrant(FairledgerError):
-    """The grant id is not in the active policy."""
 
 
 @dataclass(frozen=True)
@@ -105,7 +101,7 @@ def load_ledger(con: duckdb.DuckDBPyConnection, *, as_of: datetime) -> LedgerSta
 
 def statement(state: LedgerState, grant_id: str, period: str) -> Statement:
     """Return ``grant_id``'s statement for ``period`` (frozen if the period is closed)."""
-    period_bounds(period)  # ValueError for a malformed period
+    check_period(period)
     closed = state.closed.get(period)
     if closed is None and state.last_closed is not None and period <= state.last_closed:
         # a period before the first close: closed, with nothing in it (see check_closable)
@@ -126,6 +122,14 @@ def statement(state: LedgerState, grant_id: str, period: str) -> Statement:
     )
 
 
+def check_period(period: str) -> tuple[datetime, datetime]:
+    """Return the period's [start, end); InvalidRequest naming the period if it is not one."""
+    try:
+        return period_bounds(period)
+    except ValueError as exc:
+        raise InvalidRequest(str(exc)) from exc
+
+
 def grants_in_period(policy: Policy, period: str) -> list[Grant]:
     """Return the grants in force for at least a day of ``period``."""
     start, end = period_bounds(period)
@@ -134,7 +138,7 @@ def grants_in_period(policy: Policy, period: str) -> list[Grant]:
 
 def check_closable(state: LedgerState, period: str) -> None:
     """Raise PeriodClosed unless ``period`` is the next one to close and has ended."""
-    start, end = period_bounds(period)
+    start, end = check_period(period)
     if period in state.closed or (state.last_closed and period <= state.last_closed):
         raise PeriodClosed(f"period {period} is already closed")
     if end > state.as_of:
@@ -207,7 +211,7 @@ def post_entry(
     ``amount`` None: the run's whole charge to the grant so far, credited) to the first open
     period. Returns (entry id, period, amount posted)."""
     if not reason.strip():
-        raise FairledgerError("an adjustment needs a reason")
+        raise InvalidRequest("an adjustment needs a reason")
     state = load_ledger(con, as_of=now)
     state.grant(grant_id)
     kind = "manual"
@@ -217,17 +221,17 @@ def post_entry(
             (pl.col("grant_id") == grant_id) & (pl.col("run_key") == run_key)
         )
         if charged.height == 0:
-            raise FairledgerError(f"run {run_key} has no charge to grant {grant_id} to refund")
+            raise InvalidRequest(f"run {run_key} has no charge to grant {grant_id} to refund")
         total = Decimal(charged.select(pl.col("amount").sum()).item())
         refers = charged["refers_period"].drop_nulls().min()  # type: ignore[assignment]
         if amount is None:
             amount = -total
         kind = "refund"
     if amount is None:
-        raise FairledgerError("a manual adjustment needs an amount")
+        raise InvalidRequest("a manual adjustment needs an amount")
     quantum = Decimal(1).scaleb(-state.policy.charging.decimals)
     if amount != amount.quantize(quantum):
-        raise FairledgerError(f"amount {amount}: at most {state.policy.charging.decimals} decimals")
+        raise InvalidRequest(f"amount {amount}: at most {state.policy.charging.decimals} decimals")
     entry_id = write_entry(
         con,
         posted_period=state.first_open,

@@ -51,5 +51,17 @@ class PeriodClosed(FairledgerError):
     """A change would alter a closed accounting period."""
 
 
+class UnknownGrant(FairledgerError):
+    """A grant id that is not in the active policy."""
+
+
+class Conflict(FairledgerError):
+    """The request clashes with what is stored (an id that exists already, …)."""
+
+
+class InvalidRequest(FairledgerError):
+    """A well-formed request with a value that cannot be used (a bad period, amount, …)."""
+
+
 class AuthError(FairledgerError):
     """A token is missing, unknown or lacks the role."""

@@ -70,10 +70,7 @@ def register(app: typer.Typer) -> None:
         """Write GRANT's charge-back statement for PERIOD (to stdout unless -o)."""
         from reports.statements import render
 
-        try:
-            made = statement(_state(ctx), grant, period)
-        except ValueError as exc:
-            raise FairledgerError(str(exc)) from exc
+        made = statement(_state(ctx), grant, period)
         _write(render(made, fmt.value, itemise=not summary), output)
 
     @app.command("close-period")
@@ -87,16 +84,9 @@ def register(app: typer.Typer) -> None:
         from reports.statements import render
 
         with store_of(ctx) as con:
-            try:
-                closed, hashes = close_period(
-                    con,
-                    period,
-                    actor=actor or getpass.getuser(),
-                    now=_now(),
-                    render=lambda s, f: render(s, f),
-                )
-            except ValueError as exc:
-                raise FairledgerError(str(exc)) from exc
+            closed, hashes = close_period(
+                con, period, actor=actor or getpass.getuser(), now=_now(), render=render
+            )
         typer.echo(
             f"closed {closed.period}: {closed.lines} lines, total {closed.total.normalize():f}, "
             f"by {closed.closed_by} at {closed.closed_at:%Y-%m-%dT%H:%M:%SZ}"

@@ -17,8 +17,10 @@ from api.routes import (
     dashboards,
     explain,
     factors,
+    grant_charts,
     health,
     ingest,
+    money,
     pages,
     quarantine,
     runs,
@@ -38,7 +40,9 @@ ROUTERS: list[APIRouter] = [
     quarantine.router,
     ingest.router,
     explain.router,
+    money.router,
     dashboards.router,
+    grant_charts.router,
 ]
 
 

@@ -76,6 +76,8 @@ def _url(path: str, site: Site) -> str:
         .replace("{user}", user)
         .replace("{token_id}", site.victim)
         .replace("{run_key:path}", site.run_key)
+        .replace("{grant_id}", "NSF-PHY-2231")
+        .replace("{period}", "2099-01")  # a period that has not ended: closing it is refused
         .replace("{page}", "usage")
     )
 
@@ -120,12 +122,22 @@ EXPECTED = {
     ("POST", "/v1/ingest"): {"admin"},
     ("GET", "/v1/explain/{cluster}/{account}/{user}"): {"auditor", "admin", "viewer"},
     ("POST", "/v1/simulate"): {"admin"},
+    ("GET", "/v1/grants"): {"finance", "auditor", "admin"},
+    ("POST", "/v1/grants"): {"admin"},
+    ("GET", "/v1/grants/{grant_id}/statements/{period}"): {"finance", "auditor", "admin"},
+    ("POST", "/v1/grants/{grant_id}/adjustments"): {"finance", "admin"},
+    ("GET", "/v1/periods"): {"finance", "auditor", "admin"},
+    ("POST", "/v1/periods/{period}/close"): {"admin"},
+    ("GET", "/v1/quote"): {"finance", "auditor", "admin", "viewer"},
+    ("GET", "/v1/unbilled"): {"finance", "auditor", "admin"},
     ("GET", "/dashboards"): None,
     ("GET", "/dashboards/assets/vega.js"): None,
     ("GET", "/dashboards/{page}"): None,
     ("GET", "/v1/charts/usage"): {"admin", "auditor", "finance", "viewer"},
     ("GET", "/v1/charts/shares"): {"admin", "auditor", "finance", "viewer"},
     ("GET", "/v1/charts/ingest"): {"admin", "auditor"},
+    ("GET", "/v1/charts/burndown"): {"admin", "auditor", "finance", "viewer"},
+    ("GET", "/v1/charts/compliance"): {"admin", "auditor", "finance", "viewer"},
 }
 
 
