@@ -13,6 +13,15 @@ the file win over environment variables, and command-line options win over both.
     interval_s = 300
     reconcile = { enabled = true, interval_s = 86400, window_days = 7 }
 
+    [[sources]]                    # the same, from slurmrestd (docs/sources.md)
+    name = "rest-lab"
+    kind = "slurmrestd"            # "sacct" (default), "sacct_json" or "slurmrestd"
+    cluster = "lab"
+    url = "http://slurmrestd.example:6820"
+    api_version = "0.0.38"
+    user = "fairledger"
+    token_file = "/etc/fairledger/slurm.jwt"
+
     [[drop_dirs]]                  # files dropped here are loaded, then moved to done/ or failed/
     path = "/var/spool/fairledger/drop"
     format = "jsonl"
@@ -46,11 +55,17 @@ class Reconcile(BaseModel):
 
 
 class SacctSource(BaseModel):
-    """A scheduled pull of ``sacct`` for one cluster."""
+    """A scheduled pull of one cluster's accounting: ``sacct`` text, ``sacct --json`` or
+    slurmrestd's ``/slurmdb/v0.0.NN/jobs`` (``kind``), all with the same window semantics."""
 
     model_config = ConfigDict(extra="forbid")
 
     name: str  # unique; keys the watermark and the status
+    kind: Literal["sacct", "sacct_json", "slurmrestd"] = "sacct"
+    url: str | None = None  # slurmrestd: base URL, e.g. http://host:6820
+    api_version: str = "0.0.38"  # slurmrestd: 0.0.38 for 22.05, 0.0.39 for 23.02, ...
+    user: str | None = None  # slurmrestd: X-SLURM-USER-NAME (not root nor SlurmUser)
+    token_file: Path | None = None  # slurmrestd: the JWT (scontrol token), read at every pull
     cluster: str | None = None  # passed as --clusters and used when the output has none
     command: str = "sacct"  # path of the sacct executable
     interval_s: int = Field(default=300, gt=0)  # how often the job runs
@@ -60,8 +75,18 @@ class SacctSource(BaseModel):
     timeout_s: int = Field(default=600, gt=0)
     retries: int = Field(default=3, ge=0)  # attempts after the first, with backoff
     backoff_s: float = Field(default=5.0, ge=0)  # wait before retry n: backoff_s * 2**(n-1)
-    tz: str = "UTC"
+    tz: str = "UTC"  # of sacct's times (slurmrestd: the zone it reads query times in)
     reconcile: Reconcile = Reconcile()
+
+    @model_validator(mode="after")
+    def _kind_settings(self) -> SacctSource:
+        if self.kind == "slurmrestd":
+            missing = [k for k in ("url", "user", "token_file") if getattr(self, k) is None]
+            if missing:
+                raise ValueError(f"a slurmrestd source needs {', '.join(missing)}")
+        if self.kind != "sacct" and self.reconcile.enabled:
+            raise ValueError(f"reconcile is for sacct sources only, not {self.kind}")
+        return self
 
 
 class DropDir(BaseModel):

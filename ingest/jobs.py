@@ -1,5 +1,8 @@
 """Scheduled ingest: one pull of a configured ``sacct`` source into the store.
 
+A source's ``kind`` says what is pulled: ``sacct`` text (the default), ``sacct --json`` or
+slurmrestd's ``/slurmdb/v0.0.NN/jobs``; everything below holds for all three.
+
 A pull reads ``[watermark - lookback_s, now]`` (the first one ``[initial_start, now]``), because
 ``sacct -S/-E`` selects the records *active* in a window and a record can change after it
 ended (requeues, admin edits): the overlap re-reads the recent past and the upsert keeps
@@ -21,7 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal, Protocol
+from typing import Literal, Protocol, cast
 
 from ingest.load import field_order, write_parsed
 from ingest.sources.sacct import (
@@ -33,6 +36,13 @@ from ingest.sources.sacct import (
     resolve_sacct_time,
     sacct_command,
     subprocess_runner,
+)
+from ingest.sources.sacct_json import parse_sacct_json, sacct_json_command
+from ingest.sources.slurmrestd import (
+    RestPull,
+    fetch_rest_source,
+    slurmdb_jobs_query,
+    slurmdb_jobs_url,
 )
 from models.errors import FairledgerError, SourceUnavailable
 from models.store import BatchSummary, Connection
@@ -188,7 +198,7 @@ def _pull(
             start = state.watermark - timedelta(seconds=source.lookback_s)
         else:
             start = resolve_sacct_time(source.initial_start, now=started_at, tz=source.tz)
-        argv = sacct_command(source, start=start, end=started_at)
+        fetch = _fetcher(source, start=start, end=started_at, runner=runner)
     except (FairledgerError, ValueError, LookupError) as exc:  # a bad start, an unknown zone
         return failed(f"bad source settings: {exc}", 0)
 
@@ -200,7 +210,7 @@ def _pull(
             sleep(source.backoff_s * 2 ** (attempt - 1))
         attempts += 1
         try:
-            text = fetch_sacct(argv, runner=runner, timeout_s=source.timeout_s, tz=source.tz)
+            text = fetch()
             break
         except SourceUnavailable as exc:
             error = str(exc)
@@ -209,11 +219,16 @@ def _pull(
         return failed(error, attempts, start)
 
     try:
-        batch = parse_sacct(text, source=source.name, cluster=source.cluster, tz=source.tz)
+        kind = _kind(source)
+        if kind == "sacct":
+            batch = parse_sacct(text, source=source.name, cluster=source.cluster, tz=source.tz)
+        else:
+            batch = parse_sacct_json(text, source=source.name, cluster=source.cluster)
         with store.write() as cur:
             summary = write_sacct_pull(
-                cur, source, batch, text, started_at=started_at, advance_watermark=True
-            )
+                cur, source, batch, text, started_at=started_at, advance_watermark=True,
+                parser="sacct" if kind == "sacct" else "sacct_json",
+            )  # fmt: skip
     except Exception as exc:  # a failed load must degrade the source, whatever the cause
         if not isinstance(exc, FairledgerError):  # a bug, not bad input: keep the traceback
             log.exception("loading the pull of sacct source %s crashed", source.name)
@@ -231,17 +246,43 @@ def write_sacct_pull(
     *,
     started_at: datetime,
     advance_watermark: bool = False,
+    parser: str = "sacct",
 ) -> BatchSummary:
     """Land a parsed sacct pull of ``source`` as one batch; return what it changed."""
+    if parser != "sacct":  # JSON: no field order
+        parsed_with = ParsedWith(parser, None, source.cluster, None)
+    else:
+        parsed_with = ParsedWith("sacct", field_order(text, None), source.cluster, source.tz)
     return write_parsed(
         cur,
         batch,
         source=source.name,
         scheduler="slurm",
         started_at=started_at,
-        parsed_with=ParsedWith("sacct", field_order(text, None), source.cluster, source.tz),
+        parsed_with=parsed_with,
         advance_watermark=advance_watermark,
     )
+
+
+def _kind(source: ScheduledSacct) -> str:
+    """Return the source's kind: ``sacct`` (text), ``sacct_json`` or ``slurmrestd``."""
+    return str(getattr(source, "kind", "sacct"))
+
+
+def _fetcher(
+    source: ScheduledSacct, *, start: datetime, end: datetime, runner: Runner
+) -> Callable[[], str]:
+    """Return the call that fetches ``source``'s window (sacct text, sacct --json or
+    slurmrestd); a bad setting raises here, before any attempt."""
+    kind = _kind(source)
+    if kind == "slurmrestd":
+        rest = cast(RestPull, source)
+        slurmdb_jobs_url(rest.url or "", version=rest.api_version)  # bad settings fail here
+        slurmdb_jobs_query(start, end, tz=rest.tz)
+        return lambda: fetch_rest_source(rest, start=start, end=end)
+    command = sacct_json_command if kind == "sacct_json" else sacct_command
+    argv = command(source, start=start, end=end)
+    return lambda: fetch_sacct(argv, runner=runner, timeout_s=source.timeout_s, tz=source.tz)
 
 
 def _too_soon(state: SourceState, source: ScheduledSacct, at: datetime) -> str | None:

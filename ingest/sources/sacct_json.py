@@ -34,7 +34,7 @@ from typing import Any
 
 import polars as pl
 
-from ingest.sources.sacct import BASE_STATES, SacctBatch
+from ingest.sources.sacct import BASE_STATES, SacctBatch, SacctPull, sacct_command
 from models import frames
 from models.errors import ParseError
 from models.hostlist import EMPTY_HOSTLISTS, expand_hostlist
@@ -197,6 +197,14 @@ def _int_or_none(value: float | None) -> int | None:
 
 
 # --- sacct --json ----------------------------------------------------------------------------
+
+
+def sacct_json_command(source: SacctPull, *, start: datetime, end: datetime) -> list[str]:
+    """Return the ``sacct --json`` argv of the text pull ``sacct_command`` builds: the same
+    window, states, users, duplicates and cluster, with ``--json`` for the output flags."""
+    text = sacct_command(source, start=start, end=end)
+    output = ("--parsable2", "--noconvert")
+    return [a for a in text if a not in output and not a.startswith("--format=")] + ["--json"]
 
 
 def json_layout(document: Any, source: str) -> str:

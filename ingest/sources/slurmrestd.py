@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 import zoneinfo
 from datetime import datetime
+from pathlib import Path
+from typing import Protocol
 from urllib.parse import urlencode
 
 import httpx
@@ -33,12 +35,15 @@ def slurmdb_jobs_url(base_url: str, *, version: str) -> str:
     return f"{base_url.rstrip('/')}/slurmdb/v{match.group(1)}/jobs"
 
 
-def slurmdb_jobs_query(start: datetime, end: datetime, *, tz: str = "UTC") -> str:
+def slurmdb_jobs_query(
+    start: datetime, end: datetime, *, tz: str = "UTC", cluster: str | None = None
+) -> str:
     """Return the query string of a jobs request for ``[start, end]`` (aware times).
 
     The times are written as ``YYYY-MM-DDTHH:MM:SS`` in ``tz``, slurmrestd's time zone: 22.05
     refuses epoch seconds ("Invalid time specification") and reads a time in its own zone.
-    ``state`` lists every state, as the sacct pull's ``--state``: without it slurmdbd leaves
+    ``cluster`` limits the answer to one cluster, as the pull's ``--clusters``. ``state`` lists
+    every state, as the sacct pull's ``--state``: without it slurmdbd leaves
     out the jobs cancelled before they started. Everything is percent-encoded (22.05 answers
     "Unable to parse query" to a bare ``:``, and reads a bare ``,`` as the end of the list).
     """
@@ -50,6 +55,8 @@ def slurmdb_jobs_query(start: datetime, end: datetime, *, tz: str = "UTC") -> st
         return t.astimezone(zone).strftime(TIME_FORMAT)
 
     query = {"start_time": when(start), "end_time": when(end), "state": SACCT_STATES}
+    if cluster:  # else slurmdbd answers for every cluster it serves
+        query["cluster"] = cluster
     return urlencode(query, safe="")
 
 
@@ -67,6 +74,7 @@ def fetch_slurmdb_jobs(
     start: datetime,
     end: datetime,
     tz: str = "UTC",
+    cluster: str | None = None,
     transport: httpx.BaseTransport | None = None,
     timeout_s: float = 120.0,
 ) -> str:
@@ -79,7 +87,7 @@ def fetch_slurmdb_jobs(
     the tail of the body; the token never appears in a message.
     """
     url = slurmdb_jobs_url(base_url, version=version)
-    query = slurmdb_jobs_query(start, end, tz=tz)
+    query = slurmdb_jobs_query(start, end, tz=tz, cluster=cluster)
     headers = {
         "X-SLURM-USER-NAME": user,
         "X-SLURM-USER-TOKEN": token,
@@ -99,3 +107,61 @@ def fetch_slurmdb_jobs(
             + (f": {body}" if body else " with an empty body")
         )
     return response.text
+
+
+class RestPull(Protocol):
+    """What a scheduled slurmrestd pull needs (``api.settings.SacctSource`` has these fields)."""
+
+    @property
+    def cluster(self) -> str | None: ...
+    @property
+    def url(self) -> str | None: ...
+    @property
+    def api_version(self) -> str: ...
+    @property
+    def user(self) -> str | None: ...
+    @property
+    def token_file(self) -> Path | None: ...
+    @property
+    def tz(self) -> str: ...
+    @property
+    def timeout_s(self) -> int: ...
+
+
+def read_token(path: Path) -> str:
+    """Return the JWT in ``path``: its first non-blank line, ``SLURM_JWT=`` (what ``scontrol
+    token`` prints) stripped. SourceUnavailable when it cannot be read or is empty (a token
+    being rotated is retried like a failed call); the token is never in a message."""
+    try:
+        lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    except OSError as exc:
+        raise SourceUnavailable(f"cannot read the slurmrestd token {path}: {exc.strerror}") from exc
+    token = next((line for line in lines if line), "").removeprefix("SLURM_JWT=").strip()
+    if not token:
+        raise SourceUnavailable(f"the slurmrestd token file {path} is empty")
+    return token
+
+
+def fetch_rest_source(
+    source: RestPull,
+    *,
+    start: datetime,
+    end: datetime,
+    transport: httpx.BaseTransport | None = None,
+) -> str:
+    """Return what slurmrestd answers for ``source``'s cluster in ``[start, end]``, with the
+    token read from ``source.token_file`` now (tokens expire and are rotated)."""
+    if source.url is None or source.user is None or source.token_file is None:
+        raise SourceUnavailable("a slurmrestd source needs url, user and token_file")
+    return fetch_slurmdb_jobs(
+        source.url,
+        version=source.api_version,
+        token=read_token(source.token_file),
+        user=source.user,
+        start=start,
+        end=end,
+        tz=source.tz,
+        cluster=source.cluster,
+        transport=transport,
+        timeout_s=source.timeout_s,
+    )
