@@ -136,3 +136,65 @@ def ingest_chart(
         .resolve_scale(y="independent")
     )
     return alt.vconcat(cells, lines).properties(title=title)
+
+
+def burndown_chart(points: pl.DataFrame, *, unit: str, title: str) -> alt.LayerChart:
+    """Return a grant's remaining budget per day (``BURNDOWN_POINTS``): the actual line, the
+    forecast dashed after it, and zero marked."""
+    frame = points.with_columns(pl.col("day").dt.strftime("%Y-%m-%d"))
+    line = (
+        alt.Chart(frame)
+        .mark_line(point=False, strokeWidth=2)
+        .encode(
+            x=alt.X("day:T", title="day"),
+            y=alt.Y("remaining:Q", title=f"remaining ({unit})"),
+            color=alt.Color(
+                "series:N",
+                title=None,
+                scale=alt.Scale(domain=["spent so far", "forecast"], range=["#1f77b4", "#ff7f0e"]),
+            ),
+            strokeDash=alt.StrokeDash(
+                "series:N",
+                legend=None,
+                scale=alt.Scale(domain=["spent so far", "forecast"], range=[[1, 0], [6, 4]]),
+            ),
+            tooltip=[
+                alt.Tooltip("day:T"),
+                alt.Tooltip("series:N"),
+                alt.Tooltip("spent:Q", format=",.2f"),
+                alt.Tooltip("remaining:Q", format=",.2f"),
+            ],
+        )
+    )
+    zero = alt.Chart(pl.DataFrame({"y": [0]})).mark_rule(color="#a00").encode(y="y:Q")
+    return alt.LayerChart(layer=[line, zero]).properties(width=WIDTH, height=320, title=title)
+
+
+VERDICT_COLOURS = {"approved": "#2ca02c", "violation": "#d62728", "unknown": "#7f7f7f"}
+
+
+def compliance_chart(status: pl.DataFrame, *, title: str) -> alt.Chart:
+    """Return runs per grant stacked by verdict (``COMPLIANCE_STATUS``), the deciding rule in
+    the tooltip."""
+    grants = max(1, status.get_column("grant_id").n_unique())
+    return (
+        alt.Chart(status)
+        .mark_bar()
+        .encode(
+            y=alt.Y("grant_id:N", title="grant"),
+            x=alt.X("sum(runs):Q", title="runs charged to the grant"),
+            color=alt.Color(
+                "verdict:N",
+                scale=alt.Scale(domain=list(VERDICT_COLOURS), range=list(VERDICT_COLOURS.values())),
+            ),
+            order=alt.Order("verdict:N"),
+            tooltip=[
+                alt.Tooltip("grant_id:N", title="grant"),
+                alt.Tooltip("regime:N"),
+                alt.Tooltip("verdict:N"),
+                alt.Tooltip("rule:N"),
+                alt.Tooltip("sum(runs):Q", title="runs"),
+            ],
+        )
+        .properties(width=WIDTH, height=40 * grants, title=title)
+    )

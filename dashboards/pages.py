@@ -72,6 +72,22 @@ PAGES: dict[str, Page] = {
             "landed, records quarantined and batches.",
             (Control("days", "Days", "number"),),
         ),
+        Page(
+            "burndown",
+            "Grant burn-down",
+            "/v1/charts/burndown",
+            "A grant's remaining budget per day since it began, and the forecast at the "
+            "period's burn rate (dashed) until it runs out or the grant ends.",
+            (Control("grant", "Grant"), Control("period", "Period", hint="YYYY-MM")),
+        ),
+        Page(
+            "compliance",
+            "Compliance",
+            "/v1/charts/compliance",
+            "Runs charged to each regulated grant by verdict: approved, violation (a node, "
+            "partition or cluster not certified for the grant's regime) or unknown.",
+            (Control("days", "Days", "number"),),
+        ),
     )
 }
 

@@ -147,3 +147,53 @@ def ingest_table(states: pl.DataFrame, totals: pl.DataFrame, *, as_of: datetime)
                 {"source": row["source"], "field": field, "field_order": order, "value": value}
             )
     return pl.DataFrame(rows, schema=INGEST_TABLE)
+
+
+BURNDOWN_POINTS: dict[str, pl.DataType] = {
+    "day": pl.Date(),
+    "series": pl.String(),  # "spent so far" or "forecast"
+    "remaining": pl.Float64(),  # budget - spent, in the grant's unit (for drawing only)
+    "spent": pl.Float64(),
+}
+
+
+def burndown_points(burndown: pl.DataFrame) -> pl.DataFrame:
+    """Return a statement's burn-down (``BURNDOWN_COLUMNS``) as chart points
+    (``BURNDOWN_POINTS``): the actual days, then the forecast starting from the last actual day
+    so that the two lines meet. Amounts become floats: a chart draws, it never sums money."""
+    points = burndown.select(
+        "day",
+        series=pl.when(pl.col("forecast"))
+        .then(pl.lit("forecast"))
+        .otherwise(pl.lit("spent so far")),
+        remaining=pl.col("remaining").cast(pl.Float64),
+        spent=pl.col("spent").cast(pl.Float64),
+    )
+    actual = points.filter(pl.col("series") == "spent so far")
+    ahead = points.filter(pl.col("series") == "forecast")
+    if actual.height and ahead.height:
+        ahead = pl.concat([actual.tail(1).with_columns(series=pl.lit("forecast")), ahead])
+    return pl.concat([actual, ahead]).select(
+        [pl.col(name).cast(dtype) for name, dtype in BURNDOWN_POINTS.items()]
+    )
+
+
+COMPLIANCE_STATUS: dict[str, pl.DataType] = {
+    "grant_id": pl.String(),
+    "regime": pl.String(),
+    "verdict": pl.String(),  # approved, violation, unknown
+    "rule": pl.String(),  # the rule that decided it ("" for approved)
+    "runs": pl.Int64(),
+}
+
+
+def compliance_status(verdicts: pl.DataFrame) -> pl.DataFrame:
+    """Return how many runs of each grant got each verdict, by deciding rule
+    (``COMPLIANCE_STATUS``), from ``models.verdicts.VERDICTS`` rows."""
+    counted = (
+        verdicts.with_columns(pl.col("rule").fill_null(""))
+        .group_by("grant_id", "regime", "verdict", "rule")
+        .agg(runs=pl.len())
+        .sort("grant_id", "verdict", "rule")
+    )
+    return counted.select([pl.col(name).cast(dtype) for name, dtype in COMPLIANCE_STATUS.items()])

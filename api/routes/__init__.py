@@ -14,6 +14,7 @@ from fastapi import APIRouter, FastAPI
 
 from api.auth import Access, access_of
 from api.routes import (
+    compliance,
     dashboards,
     explain,
     factors,
@@ -43,6 +44,7 @@ ROUTERS: list[APIRouter] = [
     money.router,
     dashboards.router,
     grant_charts.router,
+    compliance.router,
 ]
 
 

@@ -39,7 +39,7 @@ CHART_ROLES = (ADMIN, AUDITOR, FINANCE, VIEWER)
 HEALTH_ROLES = (ADMIN, AUDITOR)
 MAX_ROWS = 5000  # Altair refuses more rows in one chart by default
 DEFAULT_DAYS = 30
-_ERRORS: dict[int | str, dict[str, Any]] = {
+CHART_ERRORS: dict[int | str, dict[str, Any]] = {
     s: {"model": Problem} for s in (401, 403, 404, 422, 503)
 }
 
@@ -151,7 +151,7 @@ def _scope(
     return below if allowed is None else below & allowed
 
 
-@router.get("/v1/charts/usage", dependencies=[require(*CHART_ROLES)], responses=_ERRORS)
+@router.get("/v1/charts/usage", dependencies=[require(*CHART_ROLES)], responses=CHART_ERRORS)
 def usage_over_time(
     request: Request,
     service: ServiceDep,
@@ -192,7 +192,7 @@ def usage_over_time(
     return chart_response(spec, format, "usage")
 
 
-@router.get("/v1/charts/shares", dependencies=[require(*CHART_ROLES)], responses=_ERRORS)
+@router.get("/v1/charts/shares", dependencies=[require(*CHART_ROLES)], responses=CHART_ERRORS)
 def share_tree(
     request: Request,
     service: ServiceDep,
@@ -233,7 +233,7 @@ def share_tree(
     return chart_response(spec, format, "shares")
 
 
-@router.get("/v1/charts/ingest", dependencies=[require(*HEALTH_ROLES)], responses=_ERRORS)
+@router.get("/v1/charts/ingest", dependencies=[require(*HEALTH_ROLES)], responses=CHART_ERRORS)
 def ingest_health(
     service: ServiceDep,
     days: Annotated[int, Query(ge=1, le=366, description="days of history")] = DEFAULT_DAYS,

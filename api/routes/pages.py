@@ -49,7 +49,7 @@ async def index(service: ServiceDep) -> str:
         f"{_SCRIPT}</head><body><h1>fairledger</h1>{what}"
         "<form onsubmit='show(event)'><label>Token <input id='token' size='60' "
         "autocomplete='off'></label> <button>Show factors</button></form>"
-        "<p><a href='/dashboards'>Dashboards</a>: usage over time, share tree, ingest health.</p>"
+        "<p><a href='/dashboards'>Dashboards</a>: usage, shares, ingest, grants, compliance.</p>"
         "<p>The factors in the layout of <code>sshare -a -l -P</code>; "
         "API: <a href='/docs'>/docs</a>, "
         "<code>curl -H 'Authorization: Bearer TOKEN' http://HOST/v1/factors</code>.</p>"

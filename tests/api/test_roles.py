@@ -77,6 +77,7 @@ def _url(path: str, site: Site) -> str:
         .replace("{token_id}", site.victim)
         .replace("{run_key:path}", site.run_key)
         .replace("{grant_id}", "NSF-PHY-2231")
+        .replace("{grant}", "NIH-R01-GM123")  # the demo grant with a regime (HIPAA)
         .replace("{period}", "2099-01")  # a period that has not ended: closing it is refused
         .replace("{page}", "usage")
     )
@@ -138,6 +139,8 @@ EXPECTED = {
     ("GET", "/v1/charts/ingest"): {"admin", "auditor"},
     ("GET", "/v1/charts/burndown"): {"admin", "auditor", "finance", "viewer"},
     ("GET", "/v1/charts/compliance"): {"admin", "auditor", "finance", "viewer"},
+    ("GET", "/v1/compliance/{grant}"): {"auditor", "admin", "finance"},
+    ("GET", "/v1/compliance/{grant}/runs/{run_key:path}"): {"auditor", "admin", "finance"},
 }
 
 

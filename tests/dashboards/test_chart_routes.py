@@ -84,7 +84,7 @@ def test_ingest_health_names_the_demo_source(site: Site) -> None:
     assert site.server.get("/v1/charts/ingest", token=site.tokens["viewer"]).status_code == 403
 
 
-@pytest.mark.parametrize("chart", ["usage", "shares", "ingest"])
+@pytest.mark.parametrize("chart", ["usage", "shares", "ingest", "burndown", "compliance"])
 def test_png_and_svg_export(site: Site, chart: str) -> None:
     png = site.server.get(f"/v1/charts/{chart}?format=png", token=site.tokens["admin"])
     assert png.status_code == 200 and png.headers["content-type"] == "image/png"
@@ -93,7 +93,8 @@ def test_png_and_svg_export(site: Site, chart: str) -> None:
     assert width > 600
     svg = site.server.get(f"/v1/charts/{chart}?format=svg", token=site.tokens["admin"])
     assert svg.headers["content-type"] == "image/svg+xml"
-    assert f'filename="{chart}.svg"' in svg.headers["content-disposition"]
+    assert f'filename="{chart}' in svg.headers["content-disposition"]
+    assert svg.headers["content-disposition"].endswith('.svg"')
     root = ET.fromstring(svg.content)
     assert root.tag == "{http://www.w3.org/2000/svg}svg"
     marks = [e for e in root.iter() if "role-mark" in e.get("class", "")]
@@ -105,7 +106,7 @@ def test_png_and_svg_export(site: Site, chart: str) -> None:
 def test_pages_are_shells_without_data(site: Site) -> None:
     index = site.server.get("/dashboards")
     assert index.status_code == 200
-    for name in ("usage", "shares", "ingest"):
+    for name in ("usage", "shares", "ingest", "burndown", "compliance"):
         assert f"/dashboards/{name}" in index.text
         page = site.server.get(f"/dashboards/{name}")
         assert page.status_code == 200 and f"/v1/charts/{name}" in page.text
@@ -117,3 +118,41 @@ def test_pages_are_shells_without_data(site: Site) -> None:
         "/dashboards/assets/vega.js", headers={"If-None-Match": bundle.headers["etag"]}
     )
     assert again.status_code == 304
+
+
+def test_burndown_of_a_grant_and_viewer_sees_only_its_grants(site: Site) -> None:
+    spec = _spec(site, "/v1/charts/burndown?grant=DOE-ASCR-ML", "finance")
+    rows = _rows(spec)
+    actual = [r for r in rows if r.get("series") == "spent so far"]
+    forecast = [r for r in rows if r.get("series") == "forecast"]
+    assert actual and forecast, "the demo grant has spent and keeps burning"
+    assert actual[0]["remaining"] == pytest.approx(60000.0)  # nothing spent on its first day
+    assert all(a["remaining"] >= b["remaining"] for a, b in zip(actual, actual[1:], strict=False))
+    assert forecast[0]["day"] == actual[-1]["day"]  # the forecast starts where spending ends
+    assert "DOE-ASCR-ML" in str(spec["title"])
+    # physics' viewer sees the physics grant (by default) and not the ML one
+    mine = _spec(site, "/v1/charts/burndown", "viewer")
+    assert "NSF-PHY-2231" in str(mine["title"])
+    hidden = site.server.get("/v1/charts/burndown?grant=DOE-ASCR-ML", token=site.tokens["viewer"])
+    assert hidden.status_code == 404 and "NSF-PHY-2231" in hidden.json()["detail"]
+
+
+def test_compliance_counts_verdicts_per_grant_within_scope(site: Site) -> None:
+    rows = _rows(_spec(site, "/v1/charts/compliance?days=365", "auditor"))
+    grants = {r["grant_id"] for r in rows}
+    assert grants == {"NIH-R01-GM123", "DOE-ASCR-ML"}  # the grants with a regime
+    assert {r["verdict"] for r in rows} >= {"approved", "violation"}
+    made = site.server.request(
+        "POST",
+        "/v1/tokens",
+        token=site.tokens["admin"],
+        json={"role": "viewer", "accounts": ["genomics-lab"], "note": "compliance"},
+    )
+    assert made.status_code == 201, made.text
+    genomics = made.json()["token"]
+    answer = site.server.get("/v1/charts/compliance?days=365", token=genomics)
+    assert answer.status_code == 200, answer.text
+    scoped = _rows(answer.json())
+    assert {r["grant_id"] for r in scoped} == {"NIH-R01-GM123"}
+    total = sum(r["runs"] for r in rows if r["grant_id"] == "NIH-R01-GM123")
+    assert 0 < sum(r["runs"] for r in scoped) < total  # genomics-lab is one of its accounts

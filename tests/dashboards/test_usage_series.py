@@ -188,3 +188,47 @@ def test_ingest_daily_and_table() -> None:
     assert cells[("s1", "last error")] == "sacct exited 1"
     assert cells[("s2", "last success")] == "60 min ago"  # pushed: its last batch
     assert cells[("s2", "quarantined")] == "2"
+
+
+def test_burndown_points_join_the_forecast_to_the_last_actual_day() -> None:
+    from datetime import date
+    from decimal import Decimal
+
+    from models.dashboard_data import burndown_points
+    from models.statement import BURNDOWN_COLUMNS
+
+    burndown = pl.DataFrame(
+        [
+            (date(2026, 3, 1), Decimal("10"), Decimal("90"), False),
+            (date(2026, 3, 2), Decimal("30"), Decimal("70"), False),
+            (date(2026, 3, 3), Decimal("50"), Decimal("50"), True),
+        ],
+        schema=BURNDOWN_COLUMNS,
+        orient="row",
+    )
+    points = burndown_points(burndown)
+    assert points.rows() == [
+        (date(2026, 3, 1), "spent so far", 90.0, 10.0),
+        (date(2026, 3, 2), "spent so far", 70.0, 30.0),
+        (date(2026, 3, 2), "forecast", 70.0, 30.0),
+        (date(2026, 3, 3), "forecast", 50.0, 50.0),
+    ]
+
+
+def test_compliance_status_counts_runs_per_grant_verdict_and_rule() -> None:
+    from models.dashboard_data import compliance_status
+
+    verdicts = pl.DataFrame(
+        {
+            "run_key": ["r1", "r2", "r3", "r4"],
+            "grant_id": ["g", "g", "g", "h"],
+            "regime": ["HIPAA", "HIPAA", "HIPAA", "ITAR"],
+            "verdict": ["approved", "violation", "violation", "unknown"],
+            "rule": [None, "node_not_certified", "node_not_certified", "no_node_list"],
+        }
+    )
+    assert compliance_status(verdicts).rows() == [
+        ("g", "HIPAA", "approved", "", 1),
+        ("g", "HIPAA", "violation", "node_not_certified", 2),
+        ("h", "ITAR", "unknown", "no_node_list", 1),
+    ]
