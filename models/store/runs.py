@@ -17,7 +17,7 @@ import duckdb
 import polars as pl
 
 from models.errors import StoreError
-from models.frames import QUARANTINE, RUNS, STEPS, conform
+from models.frames import QUARANTINE, RUNS, STEPS, UTC_TIME, conform
 from models.store.audit_records import record_ingest_batch
 from models.store.sources import advance_watermark
 
@@ -66,12 +66,27 @@ class QuarantineRetry:
 
 
 def _hash_sql(schema: dict[str, pl.DataType]) -> str:
+    """Return the SQL of a row's content hash: MD5 of a JSON object of its content columns.
+
+    JSON quotes and escapes every string, nests lists and structs and writes null as ``null``,
+    so two different contents never share an encoding (a value may hold any character). Times
+    enter as microseconds since the epoch, so the session's time zone does not matter.
+    Migration 0009 recomputed the stored hashes with this expression: changing it (or adding a
+    content column) needs a migration that recomputes them again.
+    """
     parts = [
-        f"coalesce(CAST(\"{name}\" AS VARCHAR), '\\N')"
-        for name in schema
+        f'"{name}" := epoch_us("{name}")'
+        if isinstance(dtype, pl.Datetime)
+        else f'"{name}" := "{name}"'
+        for name, dtype in schema.items()
         if name not in _PROVENANCE
     ]
-    return f"md5(concat_ws('\x1f', {', '.join(parts)}))"
+    return f"md5(to_json(struct_pack({', '.join(parts)})))"
+
+
+# How far a record had got in its run's life: 0 not started (pending), 1 started and not ended
+# (running), 2 ended. Between versions observed at the same time the further one is newer.
+_PROGRESS_SQL = "(CASE WHEN end_at IS NOT NULL THEN 2 WHEN start_at IS NOT NULL THEN 1 ELSE 0 END)"
 
 
 def _upsert(
@@ -82,47 +97,130 @@ def _upsert(
     frame: pl.DataFrame,
     schema: dict[str, pl.DataType],
     batch_id: int,
+    observed_at: datetime,
     history: str | None,
 ) -> tuple[int, int, int]:
-    """Upsert ``frame`` into ``table`` by ``key``; return (new, changed, unchanged) counts."""
-    staged = conform(frame, schema).unique(subset=[key], keep="last", maintain_order=True)
+    """Merge ``frame`` into ``table`` by ``key``; return (new, changed, unchanged) key counts.
+
+    A key's current content is its *newest* version whatever the order they arrive in: the
+    greatest (observed_at, lifecycle progress, row_hash), a content's ``observed_at`` being the
+    latest time any delivery of it was observed (``frame``'s own ``observed_at`` column where
+    it has one, else ``observed_at``). Every other distinct content goes to ``history`` (for
+    steps, which keep none, it is dropped). ``changed`` counts keys that gained a version or
+    whose current content changed.
+    """
+    staged = conform(frame, {**schema, "observed_at": UTC_TIME}).with_columns(
+        pl.col("observed_at").fill_null(pl.lit(observed_at, UTC_TIME))
+    )
+    staged = staged.with_row_index("_line")
     con.register("incoming", staged.to_arrow())
     try:
+        # One row per (key, content): the latest observation, and of those the later line.
         con.execute(
-            f"CREATE OR REPLACE TEMP TABLE staged AS SELECT *, {_hash_sql(schema)} AS row_hash, "
-            f"?::BIGINT AS batch_id, now() AS ingested_at FROM incoming",
+            f"CREATE OR REPLACE TEMP TABLE staged AS SELECT * EXCLUDE (_line, _n) FROM ("
+            f"SELECT *, row_number() OVER (PARTITION BY {key}, row_hash "
+            f"ORDER BY observed_at DESC, _line DESC) AS _n FROM ("
+            f"SELECT *, {_hash_sql(schema)} AS row_hash, ?::BIGINT AS batch_id, "
+            f"now() AS ingested_at FROM incoming)) WHERE _n = 1",
             [batch_id],
         )
     finally:
         con.unregister("incoming")
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE classified AS "
-        f"SELECT s.{key} AS k, t.row_hash IS NULL AS is_new, "
-        f"t.row_hash IS NOT NULL AND t.row_hash <> s.row_hash AS is_changed "
-        f"FROM staged s LEFT JOIN {table} t ON t.{key} = s.{key}"
+    keys = f"SEMI JOIN (SELECT DISTINCT {key} FROM staged) s ON t.{key} = s.{key}"
+    stored = (
+        f"SELECT {key} AS k, row_hash, observed_at, {_PROGRESS_SQL} AS progress, "
+        f"true AS was_current FROM {table} t {keys}"
     )
+    if history:
+        stored += (
+            f" UNION ALL SELECT {key}, row_hash, observed_at, {_PROGRESS_SQL}, false "
+            f"FROM {history} t {keys}"
+        )
+    con.execute(f"CREATE OR REPLACE TEMP TABLE stored AS {stored}")
+    # A stored content observed again later: its observed_at moves to the later time.
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE bumped AS SELECT s.{key} AS k, s.row_hash, "
+        f"s.observed_at FROM staged s JOIN stored t ON t.k = s.{key} AND t.row_hash = s.row_hash "
+        f"WHERE t.observed_at IS NULL OR s.observed_at > t.observed_at"
+    )
+    bumped = con.execute("SELECT count(*) FROM bumped").fetchall()[0][0]
+    if bumped:
+        for target in (table, history) if history else (table,):
+            con.execute(
+                f"UPDATE {target} SET observed_at = b.observed_at FROM bumped b "
+                f"WHERE {target}.{key} = b.k AND {target}.row_hash = b.row_hash"
+            )
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE ranked AS SELECT *, row_number() OVER ("
+        f"PARTITION BY k ORDER BY observed_at DESC NULLS LAST, progress DESC, row_hash DESC"
+        f") = 1 AS is_current FROM ("
+        f"SELECT k, row_hash, max(observed_at) AS observed_at, max(progress) AS progress, "
+        f"bool_or(was_stored) AS was_stored, bool_or(was_current) AS was_current FROM ("
+        f"SELECT k, row_hash, observed_at, progress, true AS was_stored, was_current FROM stored "
+        f"UNION ALL SELECT {key}, row_hash, observed_at, {_PROGRESS_SQL}, false, false "
+        f"FROM staged) GROUP BY k, row_hash)"
+    )
+    added = "bool_or(NOT was_stored)" if history else "false"
     new, changed, unchanged = con.execute(
-        "SELECT count(*) FILTER (is_new), count(*) FILTER (is_changed), "
-        "count(*) FILTER (NOT is_new AND NOT is_changed) FROM classified"
+        f"WITH per_key AS (SELECT k, NOT bool_or(was_stored) AS is_new, "
+        f"bool_or(was_stored) AND ({added} OR bool_or(was_current <> is_current)) AS is_changed "
+        f"FROM ranked GROUP BY k) "
+        f"SELECT count(*) FILTER (is_new), count(*) FILTER (is_changed), "
+        f"count(*) FILTER (NOT is_new AND NOT is_changed) FROM per_key"
     ).fetchall()[0]
     if changed:
+        _move_versions(con, table=table, key=key, history=history, batch_id=batch_id)
+    if new or changed:
+        # Contents stored for the first time: the current one to the table, others to history.
+        con.execute(
+            f"INSERT INTO {table} BY NAME SELECT s.* FROM staged s JOIN ranked r "
+            f"ON r.k = s.{key} AND r.row_hash = s.row_hash WHERE NOT r.was_stored AND r.is_current"
+        )
         if history:
             con.execute(
-                f"INSERT INTO {history} SELECT t.*, now(), ? FROM {table} t "
-                f"WHERE t.{key} IN (SELECT k FROM classified WHERE is_changed)",
+                f"INSERT INTO {history} BY NAME SELECT s.*, now() AS superseded_at, "
+                f"?::BIGINT AS superseded_by_batch FROM staged s JOIN ranked r "
+                f"ON r.k = s.{key} AND r.row_hash = s.row_hash "
+                f"WHERE NOT r.was_stored AND NOT r.is_current",
                 [batch_id],
             )
-        con.execute(
-            f"DELETE FROM {table} WHERE {key} IN (SELECT k FROM classified WHERE is_changed)"
-        )
-    if new or changed:
-        con.execute(
-            f"INSERT INTO {table} SELECT s.* FROM staged s "
-            f"SEMI JOIN (SELECT k FROM classified WHERE is_new OR is_changed) c ON c.k = s.{key}"
-        )
-    con.execute("DROP TABLE staged")
-    con.execute("DROP TABLE classified")
+    for temp in ("staged", "stored", "bumped", "ranked"):
+        con.execute(f"DROP TABLE {temp}")
     return int(new), int(changed), int(unchanged)
+
+
+def _move_versions(
+    con: duckdb.DuckDBPyConnection, *, table: str, key: str, history: str | None, batch_id: int
+) -> None:
+    """Move stored contents that stopped being current to ``history`` (or drop them without
+    one) and stored contents of ``history`` that became current back to ``table``."""
+    demoted = (
+        f"(SELECT k, row_hash FROM ranked WHERE was_current AND NOT is_current) d "
+        f"ON d.k = t.{key} AND d.row_hash = t.row_hash"
+    )
+    promoted = (
+        f"(SELECT k, row_hash FROM ranked WHERE was_stored AND NOT was_current AND is_current) p "
+        f"ON p.k = t.{key} AND p.row_hash = t.row_hash"
+    )
+    if history:
+        con.execute(
+            f"INSERT INTO {history} BY NAME SELECT t.*, now() AS superseded_at, "
+            f"?::BIGINT AS superseded_by_batch FROM {table} t SEMI JOIN {demoted}",
+            [batch_id],
+        )
+        con.execute(
+            f"INSERT INTO {table} BY NAME SELECT t.* EXCLUDE (superseded_at, superseded_by_batch) "
+            f"FROM {history} t SEMI JOIN {promoted}"
+        )
+        con.execute(
+            f"DELETE FROM {history} t USING (SELECT k, row_hash FROM ranked "
+            f"WHERE was_stored AND NOT was_current AND is_current) p "
+            f"WHERE p.k = t.{key} AND p.row_hash = t.row_hash"
+        )
+    con.execute(
+        f"DELETE FROM {table} t USING (SELECT k, row_hash FROM ranked "
+        f"WHERE was_current AND NOT is_current) d WHERE d.k = t.{key} AND d.row_hash = t.row_hash"
+    )
 
 
 def write_batch(
@@ -138,8 +236,13 @@ def write_batch(
     watermark: tuple[str, datetime] | None = None,
     parsed_with: ParsedWith | None = None,
     retry: QuarantineRetry | None = None,
+    observed_at: datetime | None = None,
 ) -> BatchSummary:
     """Land one parsed batch atomically; return what it changed.
+
+    ``observed_at`` is when the source saw these records (default ``started_at``; a frame's own
+    ``observed_at`` column wins for its rows): it orders a run's versions, so a record observed
+    earlier than the stored one goes to history instead of replacing it (see ``_upsert``).
 
     With ``watermark`` (source name, end of the window read), the source's watermark advances
     in the same transaction (``sources.advance_watermark``): both land or neither does.
@@ -147,6 +250,7 @@ def write_batch(
     again). With ``retry``, the records it names are marked resolved by this batch or given
     their new reason, in the same transaction.
     """
+    when = observed_at or started_at
     try:
         con.execute("BEGIN TRANSACTION")
         batch_id = int(con.execute("SELECT nextval('batch_ids')").fetchall()[0][0])
@@ -165,6 +269,7 @@ def write_batch(
             frame=runs,
             schema=RUNS,
             batch_id=batch_id,
+            observed_at=when,
             history="run_history",
         )
         steps_counts = _upsert(
@@ -174,6 +279,7 @@ def write_batch(
             frame=steps,
             schema=STEPS,
             batch_id=batch_id,
+            observed_at=when,
             history=None,
         )
         quarantined = conform(quarantine, QUARANTINE)
@@ -185,7 +291,10 @@ def write_batch(
             batch_id, lines_read, *runs_counts, *steps_counts, quarantined.height
         )
         con.execute(
-            "INSERT INTO ingest_batches VALUES (?, ?, ?, ?, now(), ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO ingest_batches (batch_id, source, scheduler, started_at, finished_at, "
+            "lines_read, runs_new, runs_changed, runs_unchanged, steps_new, steps_changed, "
+            "steps_unchanged, quarantined, observed_at) "
+            "VALUES (?, ?, ?, ?, now(), ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 batch_id,
                 source,
@@ -195,6 +304,7 @@ def write_batch(
                 *runs_counts,
                 *steps_counts,
                 quarantined.height,
+                when,
             ],
         )
         record_ingest_batch(
