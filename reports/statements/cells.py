@@ -64,6 +64,12 @@ def _check_quantum(frame: pl.DataFrame, column: str, decimals: int, what: str) -
         )
 
 
+def check_amounts(statement: Statement) -> None:
+    """Raise ValueError if a charge or adjustment amount has more than ``decimals`` places."""
+    _check_quantum(statement.charges, "amount", statement.decimals, "charge")
+    _check_quantum(statement.adjustments, "amount", statement.decimals, "adjustment")
+
+
 def money_expr(column: str, decimals: int) -> pl.Expr:
     """Return an expression printing an (already quantised) amount with ``decimals`` places."""
     return pl.col(column).cast(pl.Decimal(38, decimals)).cast(pl.String)

@@ -22,7 +22,7 @@ from fontTools.ttLib import TTFont
 from fpdf import FPDF, FontFace
 
 from models.statement import Statement
-from reports.statements.cells import date_text, money_text, time_text
+from reports.statements.cells import check_amounts, date_text, money_text, time_text
 from reports.statements.chart import burndown_png
 
 FONT_DIRS = (
@@ -199,6 +199,7 @@ def render_pdf(statement: Statement, *, itemise: bool = True) -> bytes:
     the charges summed by resource, partition and user.
     """
     s = statement
+    check_amounts(s)
     pdf = _setup(s)
     pdf.set_font(style="B", size=15)
     pdf.cell(0, 9, pdf.settable(f"Charge-back statement {s.grant_id} {s.period}"))

@@ -20,7 +20,7 @@ from xlsxwriter.format import Format
 from xlsxwriter.worksheet import Worksheet
 
 from models.statement import Statement, summarised_charges
-from reports.statements.cells import hours_expr, money_text, ratio_text
+from reports.statements.cells import check_amounts, hours_expr, money_text, ratio_text
 
 EXCEL_EPOCH_DAYS = 25569  # 1970-01-01 as an Excel serial day
 US_PER_DAY = 86_400_000_000
@@ -225,6 +225,7 @@ def _summary_sheet(book: xlsxwriter.Workbook, f: _Formats, s: Statement, itemise
 
 def render_xlsx(statement: Statement, *, itemise: bool = True) -> bytes:
     """Return the statement as XLSX bytes (same statement, same bytes)."""
+    check_amounts(statement)
     buffer = io.BytesIO()
     created = _excel_time(statement.generated_for)
     options = {
