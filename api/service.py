@@ -21,6 +21,7 @@ from typing import Any, Literal
 import polars as pl
 
 from api.auth import Principal, Role, TokenTable
+from api.compliance_refresh import refresh_compliance
 from api.errors import NotReady
 from api.schemas import (
     DeliveryStatus,
@@ -238,6 +239,7 @@ class Service:
                 self._requested.clear()
                 try:
                     self.publish()
+                    refresh_compliance(self.store, self.clock())  # verdicts; never raises
                 except NotReady as exc:  # no policy yet: say so, without a traceback
                     log.warning("recompute skipped: %s", exc)
                     self.recompute_status = self.recompute_status.model_copy(

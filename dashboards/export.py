@@ -7,7 +7,9 @@ is the chart the page shows, drawn without a browser.
 from __future__ import annotations
 
 import functools
+import gzip
 import hashlib
+from dataclasses import dataclass
 from typing import Any
 
 import altair as alt
@@ -32,12 +34,23 @@ def chart_png(spec: dict[str, Any]) -> bytes:
 _GLOBALS = "window.vegaEmbed = vegaEmbed; window.vega = vega; window.vegaLite = vegaLite;"
 
 
+@dataclass(frozen=True)
+class Bundle:
+    """The JavaScript bundle, plain and gzipped, and its strong ETag."""
+
+    body: bytes
+    gzipped: bytes
+    etag: str
+
+
 @functools.cache
-def vega_bundle() -> tuple[bytes, str]:
-    """Return (the Vega, Vega-Lite and vega-embed JavaScript bundle, its strong ETag).
+def vega_bundle() -> Bundle:
+    """Return the Vega, Vega-Lite and vega-embed JavaScript bundle.
 
     The bundle sets ``window.vega``, ``window.vegaLite`` and ``window.vegaEmbed``; it is an ES
-    module, loaded with ``<script type="module">``. Made once per process (about a second).
+    module, loaded with ``<script type="module">``. Made once per process (about a second);
+    gzipped once too (0.9 MB becomes about a quarter of that).
     """
     body = vlc.javascript_bundle(_GLOBALS, vl_version=VL_VERSION).encode()
-    return body, f'"{hashlib.sha256(body).hexdigest()}"'
+    gzipped = gzip.compress(body, compresslevel=9, mtime=0)
+    return Bundle(body, gzipped, f'"{hashlib.sha256(body).hexdigest()}"')

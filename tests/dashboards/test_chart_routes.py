@@ -114,6 +114,8 @@ def test_pages_are_shells_without_data(site: Site) -> None:
     assert site.server.get("/dashboards/nowhere").status_code == 404
     bundle = site.server.get("/dashboards/assets/vega.js")
     assert bundle.status_code == 200 and "window.vegaEmbed" in bundle.text
+    assert bundle.headers["content-encoding"] == "gzip"  # httpx asked for it and unpacked it
+    assert int(bundle.headers["content-length"]) < len(bundle.content) / 2
     again = site.server.get(
         "/dashboards/assets/vega.js", headers={"If-None-Match": bundle.headers["etag"]}
     )
