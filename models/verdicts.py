@@ -296,6 +296,10 @@ def run_verdicts(
         .explode("nodes", "_i")
         .rename({"nodes": "node"})
         .with_row_index("_n")
+        # Collected once: ``_n`` must be the same in every branch that reads it, and a join's
+        # output order (hence a row index after it) is not fixed from one evaluation to the next.
+        .collect()
+        .lazy()
     )
     checks = _node_checks(nodes, compliance)
     found = (

@@ -84,6 +84,19 @@ def _runs_to_check(con: duckdb.DuckDBPyConnection, since_batch: int | None) -> p
     return conform(frame, {**{c: RUNS[c] for c in _READ}, "row_hash": pl.String()})
 
 
+def _runs_watermark(con: duckdb.DuckDBPyConnection) -> int | None:
+    value = con.execute("SELECT max(batch_id) FROM runs").fetchall()[0][0]
+    return None if value is None else int(value)
+
+
+def verdicts_stale(con: duckdb.DuckDBPyConnection, policy_version: int) -> bool:
+    """Return whether the stored verdicts lag the policy version or the runs (cheap)."""
+    last = read_latest_verdict_batch(con)
+    if last is None:
+        return True
+    return last.policy_version != policy_version or _runs_watermark(con) != last.runs_watermark
+
+
 def compute_verdicts(runs: pl.DataFrame, policy: Policy) -> pl.DataFrame:
     """Return the verdicts of ``runs`` under ``policy`` (grants assigned by end time)."""
     charged = assign_grants(runs, policy.grants, at="end_at")
@@ -101,11 +114,11 @@ def refresh_verdicts(
     """Compute and store a verdict batch if the policy or the runs changed since the last one;
     return it, or None when nothing changed (or the policy has no regulated grant and none
     was ever computed)."""
-    last = read_latest_verdict_batch(con)
-    watermark = con.execute("SELECT max(batch_id) FROM runs").fetchall()[0][0]
-    full = last is None or last.policy_version != policy_version
-    if not full and last is not None and watermark == last.runs_watermark:
+    if not verdicts_stale(con, policy_version):
         return None
+    last = read_latest_verdict_batch(con)
+    watermark = _runs_watermark(con)
+    full = last is None or last.policy_version != policy_version
     if last is None and not any(g.regime for g in policy.grants):
         return None
     since = None if full or last is None else last.runs_watermark
@@ -115,7 +128,7 @@ def refresh_verdicts(
         verdicts,
         policy_version=policy_version,
         scope="full" if full else "incremental",
-        runs_watermark=None if watermark is None else int(watermark),
+        runs_watermark=watermark,
         now=now,
         actor=actor,
     )
@@ -231,21 +244,26 @@ def read_grant_verdicts(
     grant_id: str,
     *,
     exceptions_only: bool = False,
+    verdict: str | None = None,
     limit: int | None = None,
     offset: int = 0,
 ) -> tuple[pl.DataFrame, int]:
     """Return one page of the grant's current verdicts (by run_key) and how many match.
 
-    ``exceptions_only``: violations and unknowns only. Columns: the ``verdicts`` table's, plus
-    computed_at and policy_version of their batch.
+    ``exceptions_only``: violations and unknowns only; ``verdict``: only that verdict.
+    Columns: the ``verdicts`` table's, plus computed_at and policy_version of their batch.
     """
-    base = _CURRENT.format(where="AND v.grant_id = ?")
+    base = f"SELECT * FROM ({_CURRENT.format(where='AND v.grant_id = ?')}) WHERE true"
+    params: list[object] = [grant_id]
     if exceptions_only:
-        base = f"SELECT * FROM ({base}) WHERE verdict <> 'approved'"
-    total = int(con.execute(f"SELECT count(*) FROM ({base})", [grant_id]).fetchall()[0][0])
+        base += " AND verdict <> 'approved'"
+    if verdict is not None:
+        base += " AND verdict = ?"
+        params.append(verdict)
+    total = int(con.execute(f"SELECT count(*) FROM ({base})", params).fetchall()[0][0])
     page = f" LIMIT {int(limit)}" if limit is not None else ""
     frame = con.sql(
-        f"SELECT * FROM ({base}) ORDER BY run_key{page} OFFSET {int(offset)}", params=[grant_id]
+        f"SELECT * FROM ({base}) ORDER BY run_key{page} OFFSET {int(offset)}", params=params
     ).pl()
     return frame, total
 

@@ -353,3 +353,27 @@ def test_certified_nodes_are_approved_and_one_uncertified_node_is_named(
         extra,
         "start",
     )
+
+
+def test_a_runs_verdict_does_not_depend_on_the_other_runs_or_their_order(
+    policy: Policy,
+) -> None:
+    lists = ["sec[01-04]", "sec12,sx1", "gpu[001-002],gpu007", "gpu011,ghost1", "sec[13-14]"]
+    parts = ["secure", "gpu", "cpu"]
+    runs = [
+        run(
+            lists[i % len(lists)],
+            f"2026-{1 + i % 12:02d}-{1 + i % 28:02d}T{i % 24:02d}:00",
+            f"2026-{1 + i % 12:02d}-{1 + i % 28:02d}T{i % 24:02d}:30",
+            partition=parts[(i // 5) % 3],
+            key=f"k{i:05d}",
+        )
+        for i in range(3000)
+    ]
+    batch = verdicts_of(policy, *runs)
+    backwards = verdicts_of(policy, *reversed(runs))
+    assert batch.height == 3000
+    assert backwards.sort("run_key").equals(batch.sort("run_key"))
+    for r in runs[::150]:
+        alone = verdicts_of(policy, r)
+        assert alone.equals(batch.filter(pl.col("run_key") == r["run_key"]))
