@@ -276,9 +276,9 @@ def many_digits_statement() -> Statement:
     charges = charges_frame(
         [
             _charge(run, "ops", "all", "normal", "2026-06-30T23:00:00", "node", 4096, 7200,
-                    "rc-x", "3348.765432", "1", "98765432109.876"),
-            _charge(run, "ops", "all", "normal", "2026-06-30T23:00:00", "gpu", 1e-6, 0.000001,
-                    "rc-x", "0.000001", "1", "0.001", gpu_model="h100"),
+                    "rc-x", "3348.765432", "1", "98759111108.198"),
+            _charge(run, "ops", "all", "normal", "2026-06-30T23:00:00", "gpu", 0.5, 0.000002,
+                    "rc-x", "1000", "1", "0.001", gpu_model="h100"),
         ]
     )  # fmt: skip
     adjustments = adjustments_frame(
@@ -308,21 +308,21 @@ def many_digits_statement() -> Statement:
         opening_balance=D("120000000000.000"),
         charges=charges,
         adjustments=adjustments,
-        total_charges=D("98765432109.877"),
+        total_charges=D("98759111108.199"),
         total_adjustments=D("-1234567.890"),
-        closing_balance=D("21235802458.013"),
-        budget_used=D("0.8280"),
-        burn_rate_per_day=D("3292139918.066"),
+        closing_balance=D("21242123459.691"),
+        budget_used=D("0.8279"),
+        burn_rate_per_day=D("3291929218.010"),
         run_out=date(2026, 7, 7),
         summaries=(
-            Summary("user", {"ops": D("98765432109.877")}),
-            Summary("partition", {"all": D("98765432109.877")}),
-            Summary("resource", {"node": D("98765432109.876"), "gpu": D("0.001")}),
+            Summary("user", {"ops": D("98759111108.199")}),
+            Summary("partition", {"all": D("98759111108.199")}),
+            Summary("resource", {"node": D("98759111108.198"), "gpu": D("0.001")}),
         ),
         burndown=burndown_frame(
             [
-                (date(2026, 6, 30), "102220986554.332", "21235802458.013", False),
-                (date(2026, 7, 7), "125265965980.794", "-1809176968.449", True),
+                (date(2026, 6, 30), "102214665552.654", "21242123459.691", False),
+                (date(2026, 7, 7), "125258170078.724", "-1801381066.379", True),
             ]
         ),
     )

@@ -112,8 +112,9 @@ def test_json_amounts_are_exact_strings_and_times_end_in_z() -> None:
 def test_many_digit_amounts_print_every_digit() -> None:
     document = json.loads(render(ALL["many_digits"](), "json"))
     assert document["grant"]["budget"] == "123456789012.345"
-    assert document["charges"][0]["amount"] == "98765432109.876"
+    assert document["charges"][0]["amount"] == "98759111108.198"
     assert document["charges"][0]["unit_price"] == "3348.765432"
+    assert (document["charges"][1]["quantity"], document["charges"][1]["hours"]) == (0.5, 2e-06)
 
 
 def _with_amount(statement: Statement, amount: str) -> Statement:
