@@ -307,18 +307,19 @@ def run_verdicts(
         .join(_first_finding(checks, UNKNOWN), on="_r", how="left")
         .join(_certifications_in_force(nodes, compliance), on="_r", how="left")
     )
-    run_rule = pl.when(~pl.col("cluster_ok")).then(pl.lit("cluster_not_certified"))
-    run_rule = run_rule.when(pl.col("partition").is_not_null() & ~pl.col("partition_ok")).then(
-        pl.lit("partition_not_certified")
-    )
-    for name, column in (
-        ("no_start_time", "start_at"),
-        ("no_end_time", "end_at"),
-        ("no_partition", "partition"),
-    ):
-        run_rule = run_rule.when(pl.col(column).is_null()).then(pl.lit(name))
-    run_rule = run_rule.when(pl.col("nodes").list.len().fill_null(0) == 0).then(
-        pl.lit("no_node_list")
+    run_rule = (
+        pl.when(~pl.col("cluster_ok"))
+        .then(pl.lit("cluster_not_certified"))
+        .when(pl.col("partition").is_not_null() & ~pl.col("partition_ok"))
+        .then(pl.lit("partition_not_certified"))
+        .when(pl.col("start_at").is_null())
+        .then(pl.lit("no_start_time"))
+        .when(pl.col("end_at").is_null())
+        .then(pl.lit("no_end_time"))
+        .when(pl.col("partition").is_null())
+        .then(pl.lit("no_partition"))
+        .when(pl.col("nodes").list.len().fill_null(0) == 0)
+        .then(pl.lit("no_node_list"))
     )
     rule = pl.coalesce(run_rule, pl.col("violation_rule"), pl.col("unknown_rule"))
     empty = pl.lit([], dtype=pl.List(pl.String()))
