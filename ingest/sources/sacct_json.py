@@ -359,19 +359,19 @@ def _state(record: Any, path: str) -> str:
     return value
 
 
-def _exit_code(
-    record: Any, path: str, *, state: str, legacy: bool, signals: bool = False
-) -> str | None:
+# States in which a job or step ended with a non-zero code or a signal.
+_FAILURE_STATES = frozenset({"FAILED", "OUT_OF_MEMORY", "NODE_FAIL", "BOOT_FAIL"})
+
+
+def _exit_code(record: Any, path: str, *, state: str, legacy: bool) -> str | None:
     """Return ``return_code:signal`` as sacct prints it, None when unknown.
 
-    The legacy layouts' exit codes cannot be trusted unless the record COMPLETED: Slurm
-    22.05.8 writes ``{"status": "SUCCESS", "return_code": 0}`` for a job and a step that
-    exited 1 (sacct's text: ``1:0``), and for a TIMEOUT job ``sacct --json`` says SUCCESS
-    where slurmrestd says SIGNALED 15 (the text: ``0:0``). Unknown is better than wrong.
-    With ``signals`` (steps) a SIGNALED legacy code is kept: it matched the text every time.
+    Slurm 22.05.8's dbv0.0.38 writes ``{"status": "SUCCESS", "return_code": 0}`` for a job
+    and a step that exited 1 (sacct's text: ``1:0``, state FAILED): in the legacy layouts a
+    code that claims success in a failure state is unknown, not 0:0. Signals (``SIGNALED``,
+    ``signal.signal_id``) and the codes of other states match the text.
     """
-    status = _get(record, f"{path}.status")
-    if legacy and state != "COMPLETED" and not (signals and status == "SIGNALED"):
+    if legacy and state in _FAILURE_STATES and _get(record, f"{path}.status") == "SUCCESS":
         return None
     code = _number(record, f"{path}.return_code")
     signal = _number(record, f"{path}.signal.id")
@@ -513,7 +513,7 @@ def _step(step: Any, run: Mapping[str, Any], *, legacy: bool = False) -> dict[st
         "job_id": f"{run['job_id']}.{step_id}",
         "step_id": step_id,
         "state": (state := _state(step, "state")),
-        "exit_code": _exit_code(step, "exit_code", state=state, legacy=legacy, signals=True),
+        "exit_code": _exit_code(step, "exit_code", state=state, legacy=legacy),
         "start_at": epoch_time(start, "time.start"),
         "end_at": epoch_time(end, "time.end"),
         "elapsed_s": _int_or_none(elapsed),

@@ -77,9 +77,7 @@ def test_dbv0_0_38_values() -> None:
     task = run(batch, "102_3")
     assert (task["job_id_raw"], task["array_job_id"], task["array_task_id"]) == ("103", 102, "3")
     assert (task["alloc_gpus"], task["gpu_type"], task["state"]) == (2, "a100", "TIMEOUT")
-    # 22.05's JSON exit codes are wrong for jobs that did not complete (see docs/sources.md):
-    # unknown, not the 0:15 the sample says
-    assert task["exit_code"] is None and task["job_name"] == "训练-ε"
+    assert task["exit_code"] == "0:15" and task["job_name"] == "训练-ε"
     assert {"name": "gres/gpu:a100", "count": 2.0} in task["tres"]
     never = run(batch, "104")
     assert (
@@ -87,7 +85,8 @@ def test_dbv0_0_38_values() -> None:
     )
     het = run(batch, "105+0")
     assert (het["het_job_id"], het["het_offset"]) == (105, 0)
-    assert (het["state"], het["exit_code"]) == ("FAILED", None)  # 1:0 in the sample
+    # written from the docs ("FAILED", 1); real 22.05 writes "SUCCESS", 0: see test_json_sources
+    assert (het["state"], het["exit_code"]) == ("FAILED", "1:0")
 
 
 def test_dbv0_0_38_steps_belong_to_their_run() -> None:
