@@ -180,6 +180,10 @@ def ingest_file(
             help="land the file in batches of about this many lines (steps stay with their job)",
         ),
     ] = 250_000,
+    observed_at: Annotated[
+        str | None,
+        typer.Option(help="ISO 8601 time sacct wrote the file [default: the file's mtime]"),
+    ] = None,
 ) -> None:
     """Load a sacct --parsable2 file; bad lines are quarantined, the rest land.
 
@@ -234,6 +238,7 @@ def ingest_file(
             tz=tz,
             chunk_lines=chunk_lines,
             on_progress=on_progress,
+            observed_at=_as_of(observed_at) if observed_at else None,
         )
     typer.echo(loaded.describe())
     if loaded.quarantine.height:

@@ -30,7 +30,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal, Protocol
 
-from ingest.load import field_order, write_parsed
+from ingest.load import field_order, file_observed_at, write_parsed
 from ingest.sources.jobs_jsonl import parse_jobs_jsonl
 from ingest.sources.lsf import parse_lsf_accounting
 from ingest.sources.pbs import parse_pbs_accounting
@@ -180,6 +180,7 @@ def _load_file(
                 started_at=started_at,
                 parsed_with=_parsed_with(drop, text),
                 advance_watermark=True,
+                observed_at=file_observed_at(path),
             )
     except FairledgerError as exc:  # the store refused it: leave the file for the next run
         _record_failure(store, drop, f"{path.name}: {exc}", started_at)

@@ -78,13 +78,19 @@ def load_sacct_file(
     tz: str = "UTC",
     chunk_lines: int | None = None,
     on_progress: Callable[[LoadProgress], None] | None = None,
+    observed_at: datetime | None = None,
 ) -> FileLoad:
     """Parse a ``sacct --parsable2`` file and land it; return what happened.
+
+    ``observed_at`` is when sacct wrote the file (default: its mtime): it orders the file's
+    records against other versions of the same runs (``models.store.runs.write_batch``).
 
     Without ``chunk_lines`` the file lands as one batch. With it, the file is read and landed in
     chunks of at least ``chunk_lines`` lines (see the module's docstring), ``on_progress`` is
     called after each one, and the summary adds up all batches.
     """
+    if observed_at is None:
+        observed_at = file_observed_at(path)
     if chunk_lines is not None:
         return _load_chunked(
             con,
@@ -94,6 +100,7 @@ def load_sacct_file(
             tz=tz,
             chunk_lines=chunk_lines,
             on_progress=on_progress,
+            observed_at=observed_at,
         )
     started_at = datetime.now(UTC)
     try:
@@ -104,7 +111,13 @@ def load_sacct_file(
     batch = parse_sacct(text, source=source, fields=fields, cluster=cluster, tz=tz)
     parsed_with = ParsedWith("sacct", field_order(text, fields), cluster, tz)
     summary = write_parsed(
-        con, batch, source=source, scheduler="slurm", started_at=started_at, parsed_with=parsed_with
+        con,
+        batch,
+        source=source,
+        scheduler="slurm",
+        started_at=started_at,
+        parsed_with=parsed_with,
+        observed_at=observed_at,
     )
     return FileLoad(summary, batch.quarantine, (summary,))
 
@@ -118,11 +131,13 @@ def write_parsed(
     started_at: datetime,
     parsed_with: ParsedWith,
     advance_watermark: bool = False,
+    observed_at: datetime | None = None,
 ) -> BatchSummary:
     """Land a parsed batch of ``source`` atomically; return what it changed.
 
     With ``advance_watermark`` the source's watermark moves to ``started_at`` in the same
     transaction (a scheduled pull, a drop directory, a push), so it never runs ahead of the data.
+    ``observed_at`` (default ``started_at``) is when the source saw the records.
     """
     return write_batch(
         con,
@@ -135,7 +150,16 @@ def write_parsed(
         started_at=started_at,
         watermark=(source, started_at) if advance_watermark else None,
         parsed_with=parsed_with,
+        observed_at=observed_at,
     )
+
+
+def file_observed_at(path: Path) -> datetime | None:
+    """Return when ``path`` was last written (its mtime, UTC), or None when it cannot be read."""
+    try:
+        return datetime.fromtimestamp(path.stat().st_mtime, UTC)
+    except OSError:
+        return None
 
 
 def _load_chunked(
@@ -147,6 +171,7 @@ def _load_chunked(
     tz: str,
     chunk_lines: int,
     on_progress: Callable[[LoadProgress], None] | None,
+    observed_at: datetime | None,
 ) -> FileLoad:
     if chunk_lines < 1:
         raise ValueError("chunk_lines must be at least 1")
@@ -181,7 +206,7 @@ def _load_chunked(
             batches.append(
                 write_parsed(
                     con, batch, source=source, scheduler="slurm", started_at=started_at,
-                    parsed_with=parsed_with,
+                    parsed_with=parsed_with, observed_at=observed_at,
                 )
             )  # fmt: skip
             if batch.quarantine.height:
@@ -195,7 +220,7 @@ def _load_chunked(
         batches.append(
             write_parsed(
                 con, batch, source=source, scheduler="slurm", started_at=datetime.now(UTC),
-                parsed_with=parsed_with,
+                parsed_with=parsed_with, observed_at=observed_at,
             )
         )  # fmt: skip
     quarantine = pl.concat(quarantined) if quarantined else empty(QUARANTINE)
