@@ -88,9 +88,9 @@ async def dashboards_index() -> str:
 
 
 @router.get(BUNDLE_PATH, dependencies=[public()], include_in_schema=False)
-async def vega_script(request: Request) -> Response:
+def vega_script(request: Request) -> Response:
     """Return the Vega, Vega-Lite and vega-embed bundle the pages load (no CDN), gzipped for
-    a browser that accepts it."""
+    a browser that accepts it. Not async: the first call builds the bundle (about a second)."""
     bundle = vega_bundle()
     headers = {
         "ETag": bundle.etag,
