@@ -107,6 +107,7 @@ def build_statement(
     burn rate when the period is still running.
     """
     start, end = period_bounds(period)
+    closed_at = None if closed_at is None else closed_at.astimezone(UTC)
     generated_for = closed_at if closed_at is not None else as_of.astimezone(UTC)
     mine = view.filter(pl.col("grant_id") == grant.id)
     in_period = mine.filter(pl.col("posted_period") == period)

@@ -63,7 +63,10 @@ def read_closed_periods(con: duckdb.DuckDBPyConnection) -> list[ClosedPeriod]:
         "SELECT period, closed_at, closed_by, policy_version, lines, total "
         "FROM ledger_periods ORDER BY period"
     ).fetchall()
-    return [ClosedPeriod(*row) for row in rows]
+    return [
+        ClosedPeriod(period, closed_at.astimezone(UTC), by, version, lines, total)
+        for period, closed_at, by, version, lines, total in rows
+    ]
 
 
 def last_closed_period(con: duckdb.DuckDBPyConnection) -> str | None:
