@@ -4,6 +4,7 @@ PNG and SVG export, and the pages' shells."""
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -158,3 +159,15 @@ def test_compliance_counts_verdicts_per_grant_within_scope(site: Site) -> None:
     assert {r["grant_id"] for r in scoped} == {"NIH-R01-GM123"}
     total = sum(r["runs"] for r in rows if r["grant_id"] == "NIH-R01-GM123")
     assert 0 < sum(r["runs"] for r in scoped) < total  # genomics-lab is one of its accounts
+
+
+def test_usage_dates_are_whole_utc_days_with_the_end_included(site: Site) -> None:
+    day = (datetime.now(UTC) - timedelta(days=3)).strftime("%Y-%m-%d")
+    rows = _rows(_spec(site, f"/v1/charts/usage?start={day}&end={day}", "admin"))
+    assert rows and {r["bucket_at"][:10] for r in rows} == {day}
+    two = _rows(_spec(site, f"/v1/charts/usage?start={day}&step=week", "admin"))
+    assert len({r["bucket_at"] for r in two}) in (1, 2)  # this week, and the last if it began
+    backwards = site.server.get(
+        f"/v1/charts/usage?start={day}&end=2020-01-01", token=site.tokens["admin"]
+    )
+    assert backwards.status_code == 422

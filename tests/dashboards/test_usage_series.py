@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from decimal import Decimal
 
 import polars as pl
 import pytest
 
-from models.dashboard_data import ingest_daily, ingest_table, share_level
+from models.dashboard_data import (
+    burndown_points,
+    compliance_status,
+    ingest_daily,
+    ingest_table,
+    share_level,
+)
 from models.frames import FACTORS
+from models.statement import BURNDOWN_COLUMNS
 from models.usage_series import OTHER, USAGE_SERIES, bucket_count, runs_within, usage_series
 
 
@@ -191,12 +199,6 @@ def test_ingest_daily_and_table() -> None:
 
 
 def test_burndown_points_join_the_forecast_to_the_last_actual_day() -> None:
-    from datetime import date
-    from decimal import Decimal
-
-    from models.dashboard_data import burndown_points
-    from models.statement import BURNDOWN_COLUMNS
-
     burndown = pl.DataFrame(
         [
             (date(2026, 3, 1), Decimal("10"), Decimal("90"), False),
@@ -216,8 +218,6 @@ def test_burndown_points_join_the_forecast_to_the_last_actual_day() -> None:
 
 
 def test_compliance_status_counts_runs_per_grant_verdict_and_rule() -> None:
-    from models.dashboard_data import compliance_status
-
     verdicts = pl.DataFrame(
         {
             "run_key": ["r1", "r2", "r3", "r4"],
