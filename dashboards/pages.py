@@ -92,11 +92,6 @@ PAGES: dict[str, Page] = {
 }
 
 
-def register(page: Page) -> None:
-    """Add a page (for example grant burn-down, once the ledger exists) to the dashboards."""
-    PAGES[page.name] = page
-
-
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.5rem; color: #222; }
 nav a { margin-right: 1rem; } form { margin: .8rem 0; } label { margin-right: .8rem; }
