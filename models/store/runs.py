@@ -449,17 +449,18 @@ def read_run_versions(con: duckdb.DuckDBPyConnection, run_key: str) -> pl.DataFr
     ).pl()
 
 
-def read_stored_batches(
-    con: duckdb.DuckDBPyConnection, *, run_keys: Sequence[str], step_keys: Sequence[str]
-) -> dict[str, int]:
-    """Return {key: batch that stored its current content} for the given stored runs and steps."""
+def read_observed_at(
+    con: duckdb.DuckDBPyConnection, quarantine_ids: Sequence[int]
+) -> dict[int, datetime]:
+    """Return {quarantine id: when its record was observed}: the observed_at of the batch that
+    quarantined it, or when it was quarantined if that batch recorded none."""
     rows = con.execute(
-        "SELECT run_key, batch_id FROM runs WHERE run_key IN (SELECT unnest(?::VARCHAR[])) "
-        "UNION ALL "
-        "SELECT step_key, batch_id FROM steps WHERE step_key IN (SELECT unnest(?::VARCHAR[]))",
-        [list(run_keys), list(step_keys)],
+        "SELECT q.quarantine_id, coalesce(b.observed_at, q.quarantined_at) FROM quarantine q "
+        "LEFT JOIN ingest_batches b ON b.batch_id = q.batch_id "
+        "WHERE q.quarantine_id IN (SELECT unnest(?::BIGINT[]))",
+        [list(quarantine_ids)],
     ).fetchall()
-    return {str(key): int(batch) for key, batch in rows}
+    return {int(qid): when for qid, when in rows}
 
 
 def list_quarantine(

@@ -102,7 +102,9 @@ def test_a_retried_record_never_replaces_a_newer_one(tmp_path: Path) -> None:
 
     assert (outcome.resolved, outcome.still_open) == (1, 0)
     assert read_runs(con, columns=("job_id", "state")).rows() == [("1", "COMPLETED")]
-    assert con.execute("SELECT count(*) FROM run_history").fetchall() == [(0,)]
+    # it was observed before the stored record: it lands as the older version, in history
+    history = con.execute("SELECT state, superseded_by_batch FROM run_history").fetchall()
+    assert history == [("RUNNING", outcome.batch_id)]
     row = list_quarantine(con)[0].row(0, named=True)
     assert row["status"] == "resolved" and row["raw"] == _line(1, "RUNNING")
 
