@@ -86,9 +86,11 @@ def _in_force(at: str, moment: str) -> pl.Expr:
     return pl.when(pl.col("end_at") > pl.col("start_at")).then(before_end).otherwise(at_start)
 
 
-def _node_checks(nodes: pl.LazyFrame, compliance: Compliance) -> pl.LazyFrame:
-    """Return ``nodes`` (one row per run and node, ``_n`` its id) with ``rule_start`` and
-    ``rule_end``: the first failing node rule at each time, or null."""
+def _node_checks(nodes: pl.LazyFrame, compliance: Compliance) -> tuple[pl.LazyFrame, pl.LazyFrame]:
+    """Return (checks, certifications): ``nodes`` (one row per run and node, ``_n`` its id)
+    with ``rule_start`` and ``rule_end``, the first failing node rule at each time or null; and
+    per run (``_r``) the sorted ids of the certifications that approved its nodes at the start
+    and at the end (``certifications_at_start``, ``certifications_at_end``)."""
     inventory = inventory_frame(compliance.nodes).lazy()
     in_part = pl.col("partitions").list.contains(pl.col("partition"))
     seen = (
@@ -130,21 +132,33 @@ def _node_checks(nodes: pl.LazyFrame, compliance: Compliance) -> pl.LazyFrame:
             models.list.contains(ANY) | (models.list.contains(pl.col(model)) & run_gpu_ok)
         ).fill_null(False)
 
-    matched = (
+    flagged = (
         candidates.with_columns(
             _gs=gpu_ok("model_s"),
             _ge=gpu_ok("model_e"),
             _vs=_in_force("start", "start_at"),
             _ve=_in_force("end", "end_at"),
         )
-        .group_by("_n")
-        .agg(
-            node_cert=pl.lit(True),
-            gpu_s=pl.col("_gs").any(),
-            gpu_e=pl.col("_ge").any(),
-            ok_s=(pl.col("_gs") & pl.col("_vs")).any(),
-            ok_e=(pl.col("_ge") & pl.col("_ve")).any(),
-        )
+        .select("_n", "_r", "certification_id", "_gs", "_ge", "_vs", "_ve")
+        .collect()  # read twice below
+        .lazy()
+    )
+    approving = flagged.group_by("_r").agg(
+        certifications_at_start=pl.col("certification_id")
+        .filter(pl.col("_gs") & pl.col("_vs"))
+        .unique()
+        .sort(),
+        certifications_at_end=pl.col("certification_id")
+        .filter(pl.col("_ge") & pl.col("_ve"))
+        .unique()
+        .sort(),
+    )
+    matched = flagged.group_by("_n").agg(
+        node_cert=pl.lit(True),
+        gpu_s=pl.col("_gs").any(),
+        gpu_e=pl.col("_ge").any(),
+        ok_s=(pl.col("_gs") & pl.col("_vs")).any(),
+        ok_e=(pl.col("_ge") & pl.col("_ve")).any(),
     )
     flags = ["present", "in_part", "gpu", "ok"]
     filled = [f"{f}_{t}" for f in flags for t in "se"] + ["node_cert"]
@@ -164,13 +178,14 @@ def _node_checks(nodes: pl.LazyFrame, compliance: Compliance) -> pl.LazyFrame:
             .then(pl.lit(when_invalid))
         )
 
-    return out.select(
+    checks = out.select(
         "_r",
         "_i",
         "node",
         rule_start=rule("s", "certification_not_valid_at_start"),
         rule_end=rule("e", "certification_not_valid_at_end"),
     )
+    return checks, approving
 
 
 def _first_finding(checks: pl.LazyFrame, kind: str) -> pl.LazyFrame:
@@ -195,39 +210,6 @@ def _first_finding(checks: pl.LazyFrame, kind: str) -> pl.LazyFrame:
             pl.col("rule").alias(f"{kind}_rule"),
             pl.col("node").alias(f"{kind}_node"),
             pl.col("at").alias(f"{kind}_at"),
-        )
-    )
-
-
-def _certifications_in_force(nodes: pl.LazyFrame, compliance: Compliance) -> pl.LazyFrame:
-    """Return per run the ids of the certifications that matched its nodes at the start and at
-    the end (sorted lists): _r, certifications_at_start, certifications_at_end."""
-    certs = certification_frame(compliance.certifications).lazy()
-    named = certified_node_frame(compliance.certifications).lazy()
-    keys = ["regime", "cluster"]
-    pairs = pl.concat(
-        [
-            nodes.select("_r", *keys, "node")
-            .join(named, on=[*keys, "node"], how="inner")
-            .select("_r", "certification_id"),
-            nodes.select("_r", *keys)
-            .unique()
-            .join(certs.filter("all_nodes").select(*keys, "certification_id"), on=keys)
-            .select("_r", "certification_id"),
-        ]
-    )
-    return (
-        pairs.unique()
-        .join(certs.select("certification_id", "from_at", "until_at"), on="certification_id")
-        .join(nodes.select("_r", "start_at", "end_at").unique("_r"), on="_r")
-        .group_by("_r")
-        .agg(
-            certifications_at_start=pl.col("certification_id")
-            .filter(_in_force("start", "start_at"))
-            .sort(),
-            certifications_at_end=pl.col("certification_id")
-            .filter(_in_force("end", "end_at"))
-            .sort(),
         )
     )
 
@@ -301,11 +283,12 @@ def run_verdicts(
         .collect()
         .lazy()
     )
-    checks = _node_checks(nodes, compliance)
+    checks, approving = _node_checks(nodes, compliance)
+    checks = checks.collect().lazy()  # read twice below
     found = (
         base.join(_first_finding(checks, VIOLATION), on="_r", how="left")
         .join(_first_finding(checks, UNKNOWN), on="_r", how="left")
-        .join(_certifications_in_force(nodes, compliance), on="_r", how="left")
+        .join(approving, on="_r", how="left")
     )
     run_rule = (
         pl.when(~pl.col("cluster_ok"))
