@@ -60,6 +60,15 @@ class LedgerState:
         raise UnknownGrant(f"unknown grant {grant_id!r} (grants in the policy: {known})")
 
     @property
+    def next_to_close(self) -> str:
+        """The period the next close must be: after the last closed one, or the earliest
+        period with any line (the current month when there is none)."""
+        if self.last_closed is not None:
+            return next_period(self.last_closed)
+        earliest = self.view["posted_period"].min()
+        return str(earliest) if earliest is not None else period_of(self.as_of)
+
+    @property
     def first_open(self) -> str:
         """The period new adjustments and entries are posted to."""
         if self.last_closed is None:

@@ -75,7 +75,8 @@ class ClosedPeriodPublic(BaseModel):
 
 class PeriodList(BaseModel):
     closed: list[ClosedPeriodPublic]
-    first_open: str
+    first_open: str = Field(description="where adjustments and refunds are posted now")
+    next_to_close: str = Field(description="the only period a close may name next")
 
 
 class AdjustmentRequest(BaseModel):
@@ -243,7 +244,9 @@ async def list_periods(service: ServiceDep) -> PeriodList:
                         statements=hashes,
                     )
                 )
-        return PeriodList(closed=closed, first_open=state.first_open)
+        return PeriodList(
+            closed=closed, first_open=state.first_open, next_to_close=state.next_to_close
+        )
 
     return await asyncio.to_thread(read)
 
