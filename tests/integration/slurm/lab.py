@@ -42,9 +42,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 PACKAGES = ["slurmctld", "slurmd", "slurm-client", "slurmdbd", "munge",
-            "mariadb-server", "mariadb-client"]
+            "mariadb-server", "mariadb-client",
+            "slurmrestd", "slurm-wlm-jwt-plugin"]  # slurmrestd; auth/jwt for its tokens
 BINARIES = ["slurmctld", "slurmd", "slurmdbd", "sbatch", "sacctmgr", "munged",
-            "mariadbd", "mariadb-install-db", "mariadb"]
+            "mariadbd", "mariadb-install-db", "mariadb", "slurmrestd"]
+REST_USER = "fairledger"  # slurmrestd's client: a plain user (the lab has no PrivateData)
 DB_PASS = "fairledger-lab"
 BILLING = {"cpu": 'TRESBillingWeights="CPU=1.0,Mem=0.25G"',
            "gpu": 'TRESBillingWeights="CPU=0.5,Mem=0.25G,GRES/gpu=4.0"'}
@@ -158,7 +160,9 @@ def others_running() -> list[int]:
 
 
 def missing_binaries() -> list[str]:
-    return [b for b in BINARIES if not shutil.which(b)]
+    jwt = list(Path("/usr/lib").glob("*/slurm-wlm/auth_jwt.so")) + list(
+        Path("/usr/lib").glob("slurm-wlm/auth_jwt.so"))
+    return [b for b in BINARIES if not shutil.which(b)] + ([] if jwt else ["auth_jwt.so"])
 
 
 def ensure_packages() -> None:
@@ -281,6 +285,8 @@ SlurmdUser=root
 SlurmctldPort={c.ctld_port}
 SlurmdPort={c.slurmd_port}
 AuthType=auth/munge
+AuthAltTypes=auth/jwt
+AuthAltParameters=jwt_key={self.state}/jwt_hs256.key
 StateSaveLocation={d}/ctld
 SlurmdSpoolDir={d}/spool
 SlurmctldPidFile={d}/slurmctld.pid
@@ -335,7 +341,13 @@ PartitionName=gpu Nodes={host} MaxTime=INFINITE State=UP {BILLING['gpu']}
         # slurmdbd looks for slurmdbd.conf beside $SLURM_CONF: give it a directory of its own
         shutil.copy(self.conf(self.clusters[0].name), etc / "slurm.conf")
         dbd = etc / "slurmdbd.conf"
+        key = self.state / "jwt_hs256.key"
+        if not key.exists():  # auth/jwt's HS256 key for slurmrestd's tokens; root only
+            key.write_bytes(os.urandom(32))
+            key.chmod(0o600)
         dbd.write_text(f"""AuthType=auth/munge
+AuthAltTypes=auth/jwt
+AuthAltParameters=jwt_key={key}
 DbdHost=localhost
 DbdPort={self.dbd_port}
 SlurmUser=root
@@ -481,8 +493,8 @@ socket={self.state}/mysql.sock
     def down(self) -> None:
         """Stop, by pid, every daemon this lab started (slurmd and slurmctld first)."""
         self.cancel_everything()
-        order = {"slurmd.pid": 0, "slurmctld.pid": 1, "slurmdbd.pid": 2, "mariadb.pid": 3,
-                 "munged.pid": 4}
+        order = {"slurmrestd.pid": 0, "slurmd.pid": 0, "slurmctld.pid": 1, "slurmdbd.pid": 2,
+                 "mariadb.pid": 3, "munged.pid": 4}
         for pidfile in sorted(self.started, key=lambda p: order.get(Path(p).name, 9)):
             path = Path(pidfile)
             if path.name == "munged.pid" and others_running():
@@ -491,6 +503,40 @@ socket={self.state}/mysql.sock
             stop_pid(path, f"{path.stem} ({path.parent.name})")
         self.started = []
         self.save()
+
+    # ------------------------------------------------------------ slurmrestd
+    def start_restd(self, cluster: str) -> str:
+        """Start slurmrestd for ``cluster`` on a free local port as ``nobody`` (it refuses root
+        and SlurmUser) with auth/jwt (SLURM_JWT=daemon, or it authenticates with munge and
+        rejects every token); return its base URL."""
+        pidfile = self.cdir(cluster) / "slurmrestd.pid"
+        port_file = self.cdir(cluster) / "slurmrestd.port"
+        if (pid := read_pid(pidfile)) and pid_alive(pid):
+            return f"http://127.0.0.1:{port_file.read_text().strip()}"
+        ensure_user(REST_USER)
+        (port,) = free_ports(1)
+        env = {**self.env(cluster), "SLURM_JWT": "daemon"}
+        with open(self.cdir(cluster) / "slurmrestd.log", "ab") as out:
+            p = subprocess.Popen(["slurmrestd", "-a", "rest_auth/jwt", "-s", "openapi/dbv0.0.38",
+                                  "-u", "nobody", "-v", f"127.0.0.1:{port}"], env=env,
+                                 stdout=out, stderr=out, stdin=subprocess.DEVNULL,
+                                 start_new_session=True)
+        _CHILDREN[p.pid] = p
+        pidfile.write_text(f"{p.pid}\n")
+        port_file.write_text(f"{port}\n")
+        self._started(pidfile)
+
+        def answers() -> bool:
+            with socket.socket() as s:
+                return s.connect_ex(("127.0.0.1", port)) == 0
+
+        wait_for(f"slurmrestd ({cluster})", lambda: p.poll() is None and answers(), 30, 0.2)
+        return f"http://127.0.0.1:{port}"
+
+    def token(self, cluster: str, user: str = REST_USER, lifespan: int = 3600) -> str:
+        """Return a JWT for ``user`` from ``scontrol token`` (as root, SlurmUser)."""
+        out = self.run(cluster, "scontrol", "token", f"username={user}", f"lifespan={lifespan}")
+        return out.strip().removeprefix("SLURM_JWT=")
 
     # ------------------------------------------------------------ priority ticks
     def last_tick(self, cluster: str) -> int | None:
