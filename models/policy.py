@@ -102,6 +102,7 @@ class FairShare(_Strict):
     ties: Literal["slurm", "merge"] = "slurm"
     tie_order: Literal["name", "lft"] = "name"
     tolerance: float = Field(default=1e-9, ge=0)  # relative tolerance for LevelFS ties
+    count_requeued_runs: bool = True  # every run of a requeued job counts, as in Slurm
 
 
 class Association(_Strict):

@@ -11,6 +11,10 @@ TRES and its partition's ``TRESBillingWeights`` (``sacct`` shows it truncated to
   or the CPU count when that has none.
 
 A QOS ``UsageFactor`` multiplies the rate; an unknown or empty QOS counts 1.0.
+
+Every run of a requeued job counts, as in Slurm. With the policy's
+``fairshare.count_requeued_runs = false`` only the last run (latest ``submit_at``) of each
+``(cluster, job_id_raw)`` counts: the earlier runs get a usage factor of 0.
 """
 
 from __future__ import annotations
@@ -78,9 +82,18 @@ def usage_rates(runs: pl.LazyFrame, policy: Policy) -> pl.LazyFrame:
     QOS is unknown or empty); ``usage_rate = billing_rate * usage_factor``, the fair-share usage
     one second of the run adds. ``runs`` needs ``cluster``, ``partition``, ``qos`` and ``tres``;
     ``alloc_cpus``, when present, is the CPU count of a run whose ``tres`` lacks ``cpu``.
+    Without ``count_requeued_runs`` it also needs ``job_id_raw`` and ``submit_at``.
     Expressions only (no joins), so the runs keep their order.
     """
     columns = runs.collect_schema().names()
+    counted = pl.lit(True)
+    if not policy.fairshare.count_requeued_runs:
+        missing = sorted({"job_id_raw", "submit_at"} - set(columns))
+        if missing:
+            raise ValueError(f"count_requeued_runs = false needs the runs' {missing}")
+        job = [pl.col("cluster"), pl.col("job_id_raw")]
+        # a run without a job id or submit time cannot be matched: it counts
+        counted = (pl.col("submit_at") == pl.col("submit_at").max().over(job)).fill_null(True)
     applies, defaults, weights, max_tres = _tables(policy)
     cluster = pl.col("cluster").cast(pl.String)  # an all-null column arrives as Null
     part_key = _key(cluster, pl.col("partition").cast(pl.String))
@@ -118,7 +131,7 @@ def usage_rates(runs: pl.LazyFrame, policy: Policy) -> pl.LazyFrame:
         runs.with_columns(key.alias("__key"))
         .with_columns(
             billing.cast(pl.Float64).alias("billing_rate"),
-            factor.fill_null(1.0).alias("usage_factor"),
+            pl.when(counted).then(factor.fill_null(1.0)).otherwise(0.0).alias("usage_factor"),
         )
         .select(
             *columns,

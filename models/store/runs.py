@@ -395,6 +395,9 @@ USAGE_COLUMNS = (
     "start_at",
     "end_at",
     "elapsed_s",
+    # which runs are one requeued job (the policy's fairshare.count_requeued_runs)
+    "job_id_raw",
+    "submit_at",
 )
 
 # The run columns fair-share itself needs (``compute_factors`` and the check for associations
@@ -410,7 +413,9 @@ def read_runs(
     columns: tuple[str, ...] = USAGE_COLUMNS,
     clusters: list[str] | None = None,
 ) -> pl.DataFrame:
-    """Return the current version of every run (of ``clusters`` if given) with ``columns``."""
+    """Return the current version of every run (of ``clusters`` if given) with ``columns``
+    (each once, in their first order)."""
+    columns = tuple(dict.fromkeys(columns))
     select = ", ".join(f'"{c}"' for c in columns)
     query = f"SELECT {select} FROM runs"
     params: list[object] = []
