@@ -2,8 +2,9 @@
 
 Times are ISO-8601 UTC with ``Z``, dates ``YYYY-MM-DD``; quantities and hours are JSON
 numbers (they are measurements, not money); the document is indented by two spaces and ends
-with a newline. The key order is the order written here, so the same statement always gives
-the same bytes.
+with a newline; the lines of charges, adjustments and the burn-down are one JSON object per
+line. The key order is the order written here, so the same statement always gives the same
+bytes.
 """
 
 from __future__ import annotations
@@ -28,14 +29,22 @@ from reports.statements.cells import (
 FORMAT_VERSION = 1
 
 
-def _records(frame: pl.DataFrame, numbers: tuple[str, ...] = ()) -> list[dict[str, Any]]:
-    """Return ``frame`` as a list of dicts, ``numbers`` columns turned into JSON numbers."""
-    return frame.with_columns(
+def _records(frame: pl.DataFrame, numbers: tuple[str, ...] = ()) -> orjson.Fragment:
+    """Return ``frame`` as a JSON array with one object per line (written by polars).
+
+    ``numbers`` columns become JSON numbers (``runs`` and ``lines`` integers, others floats).
+    """
+    frame = frame.with_columns(
         [
             pl.col(c).cast(pl.Int64) if c in ("runs", "lines") else pl.col(c).cast(pl.Float64)
             for c in numbers
         ]
-    ).to_dicts()
+    )
+    if frame.height == 0:
+        return orjson.Fragment(b"[]")
+    # in NDJSON a raw newline only ends a row (newlines inside strings are escaped)
+    rows = frame.write_ndjson().encode("utf-8").rstrip(b"\n").replace(b"\n", b",\n")
+    return orjson.Fragment(b"[\n" + rows + b"\n]")
 
 
 def statement_document(statement: Statement, *, itemise: bool = True) -> dict[str, Any]:
@@ -90,7 +99,7 @@ def statement_document(statement: Statement, *, itemise: bool = True) -> dict[st
             ]
             for summary in s.summaries
         },
-        "burndown": burndown.to_dicts(),
+        "burndown": _records(burndown),
     }
     return document
 

@@ -19,7 +19,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from fontTools.ttLib import TTFont
-from fpdf import FPDF, FontFace
+from fpdf import FPDF
 
 from models.statement import Statement
 from reports.statements.cells import check_amounts, date_text, money_text, time_text
@@ -84,11 +84,29 @@ class _Page(FPDF):
         super().__init__(orientation="portrait", unit="mm", format="A4")
         self.footer_text = footer_text
         self.unicode = False
+        self.covered: frozenset[int] = frozenset(range(256))
+
+    def set_cell(self, width: float, height: float, text: str, align: str) -> None:
+        """Draw one table cell, re-setting the font after text set in the fallback font.
+
+        fpdf2 2.8 sets a fallback font inside a saved graphics state and then believes its
+        own font is still set: without this the next cells show no text.
+        """
+        self.cell(width, height, text, border="B", align=align)
+        self.restore_font(text)
+
+    def restore_font(self, text: str) -> None:
+        """Set the current font again if ``text`` needed the fallback font."""
+        if any(ord(c) not in self.covered for c in text):
+            size = self.font_size_pt
+            self.set_font(size=size + 1)
+            self.set_font(size=size)
 
     def footer(self) -> None:
         self.set_y(-12)
         self.set_font(size=8)
         self.cell(0, 5, self.settable(self.footer_text), align="L")
+        self.restore_font(self.footer_text)
         self.set_x(self.l_margin)
         self.cell(0, 5, f"page {self.page_no()} of {{nb}}", align="R")
 
@@ -107,7 +125,7 @@ def _setup(statement: Statement) -> _Page:
         pdf.add_font("dejavu", "", str(fonts[0]))
         pdf.add_font("dejavu", "B", str(fonts[1]))
         fallback = fallback_font()
-        covered = _covered(fonts[0])
+        covered = pdf.covered = _covered(fonts[0])
         if fallback is not None and any(
             ord(c) not in covered for text in _texts(statement) for c in text
         ):  # the fallback font is large: loaded only when a name needs it
@@ -132,7 +150,18 @@ def _heading(pdf: _Page, text: str) -> None:
     pdf.ln(3)
     pdf.set_font(style="B", size=11)
     pdf.cell(0, 7, pdf.settable(text), new_x="LMARGIN", new_y="NEXT")
+    pdf.restore_font(text)
     pdf.set_font(style="", size=9)
+
+
+def _fit(pdf: _Page, text: str, width: float) -> str:
+    """Return ``text`` shortened with an ellipsis so that it fits in a cell ``width`` wide."""
+    room = width - 2 * pdf.c_margin
+    if pdf.get_string_width(text) <= room:
+        return text
+    while text and pdf.get_string_width(text + "…") > room:
+        text = text[:-1]
+    return text + "…"
 
 
 def _table(
@@ -143,21 +172,31 @@ def _table(
     *,
     heading: Sequence[str] | None = None,
 ) -> None:
-    """Draw a table (paginated by fpdf2, the heading repeated on each page)."""
-    with pdf.table(
-        col_widths=tuple(widths),
-        width=sum(widths),
-        align="LEFT",
-        text_align=tuple(align),
-        first_row_as_headings=heading is not None,
-        headings_style=FontFace(emphasis="BOLD"),
-        borders_layout="HORIZONTAL_LINES",
-        line_height=5,
-    ) as table:
-        for values in [heading] if heading is not None else []:
-            table.row([pdf.settable(v) for v in values])
-        for values in rows:
-            table.row([pdf.settable(v) for v in values])
+    """Draw a table row by row, the heading repeated after a page break.
+
+    Plain cells rather than fpdf2's table(): several hundred rows (users) stay fast. A value
+    wider than its column is cut with an ellipsis.
+    """
+    height = 5.0
+    pdf.set_draw_color(170)
+    pdf.set_line_width(0.1)
+
+    def line(values: Sequence[str], style: str) -> None:
+        pdf.set_font(style=style)
+        for value, width, side in zip(values, widths, align, strict=True):
+            text = _fit(pdf, pdf.settable(value), width)
+            pdf.set_cell(width, height, text, "R" if side == "RIGHT" else "L")
+        pdf.ln(height)
+
+    if heading is not None:
+        line(heading, "B")
+    for values in rows:
+        if pdf.will_page_break(height):
+            pdf.add_page()
+            if heading is not None:
+                line(heading, "B")
+        line(values, "")
+    pdf.set_font(style="")
 
 
 def _header_rows(s: Statement) -> list[tuple[str, str]]:
@@ -202,7 +241,9 @@ def render_pdf(statement: Statement, *, itemise: bool = True) -> bytes:
     check_amounts(s)
     pdf = _setup(s)
     pdf.set_font(style="B", size=15)
-    pdf.cell(0, 9, pdf.settable(f"Charge-back statement {s.grant_id} {s.period}"))
+    title = f"Charge-back statement {s.grant_id} {s.period}"
+    pdf.cell(0, 9, pdf.settable(title))
+    pdf.restore_font(title)
     pdf.ln(10)
     pdf.set_font(style="", size=9)
     _table(pdf, _header_rows(s), (40, 140), ("LEFT", "LEFT"))

@@ -4,7 +4,9 @@ Amounts are written as numbers (Excel has no decimal type): the exact decimal's 
 to the nearest double, which Excel shows back exactly as long as the amount has at most 15
 significant digits; the CSV and JSON forms stay the exact reference. Times are Excel date-times
 in UTC. The workbook's created date is the statement's ``generated_for`` and xlsxwriter stamps
-the zip entries with it, so the same statement gives the same bytes.
+every zip entry with one fixed date, so the same statement gives the same bytes. The Charges
+sheet's rows are written in bulk (``xlsx_rows``): its numbers are the exact decimal text of the
+CSV, which Excel reads to the nearest double.
 """
 
 from __future__ import annotations
@@ -19,9 +21,17 @@ import xlsxwriter
 from xlsxwriter.format import Format
 from xlsxwriter.worksheet import Worksheet
 
-from models.statement import Statement, summarised_charges
-from reports.statements.cells import check_amounts, hours_expr, money_text, ratio_text
+from models.statement import Statement
+from reports.statements.cells import (
+    charge_lines,
+    check_amounts,
+    money_text,
+    ratio_text,
+    summary_lines,
+)
+from reports.statements.xlsx_rows import fill_sheet
 
+CHARGES_PART = "xl/worksheets/sheet2.xml"  # the second sheet added
 EXCEL_EPOCH_DAYS = 25569  # 1970-01-01 as an Excel serial day
 US_PER_DAY = 86_400_000_000
 
@@ -56,6 +66,7 @@ class _Formats:
 
 def _table(
     sheet: Worksheet,
+    head: Format,
     columns: Sequence[tuple[str, float, Format | None]],
     rows: Iterable[Sequence[Any]],
 ) -> int:
@@ -66,8 +77,7 @@ def _table(
     for i, (_, width, fmt) in enumerate(columns):
         sheet.set_column(i, i, width, fmt)
     sheet.freeze_panes(1, 0)
-    head = [name for name, _, _ in columns]
-    sheet.write_row(0, 0, head)
+    sheet.write_row(0, 0, [name for name, _, _ in columns], head)
     n = 0
     for n, row in enumerate(rows, start=1):
         sheet.write_row(n, 0, row)
@@ -75,53 +85,44 @@ def _table(
     return n
 
 
-def _charges_sheet(book: xlsxwriter.Workbook, f: _Formats, statement: Statement) -> None:
-    frame = statement.charges.select(
-        "run_key",
-        "job_id",
-        "cluster",
-        "account",
-        "user",
-        "partition",
-        "qos",
-        _serial_time("end_at").alias("end_at"),
-        "resource",
-        "gpu_model",
-        pl.col("quantity").cast(pl.Decimal(38, 6)).cast(pl.Float64),
-        hours_expr().cast(pl.Float64).alias("hours"),
-        "rate_card",
-        _number("unit_price"),
-        _number("multiplier"),
-        _number("amount"),
+def _charge_cells(statement: Statement) -> tuple[pl.DataFrame, list[bool]]:
+    """Return the Charges sheet's cells as text (numbers as their exact decimal text)."""
+    cells = charge_lines(statement).with_columns(
+        statement.charges.select(_serial_time("end_at").cast(pl.String))
     )
-    text = (12, None)
+    numeric = ("end_at", "quantity", "hours", "unit_price", "multiplier", "amount")
+    return cells, [c in numeric for c in cells.columns]
+
+
+def _summary_cells(statement: Statement) -> tuple[pl.DataFrame, list[bool]]:
+    """Return the cells of the Charges sheet of a summarised statement."""
+    cells = summary_lines(statement)
+    return cells, [c in ("runs", "lines", "hours", "amount") for c in cells.columns]
+
+
+def _bulk_header(book: xlsxwriter.Workbook, f: _Formats, cells: pl.DataFrame, name: str) -> None:
+    """Add sheet ``name`` with the header of ``cells``, column formats and an autofilter.
+
+    The data rows are written into the file afterwards by ``xlsx_rows.fill_sheet``.
+    """
+    text: tuple[float, Format | None] = (12, None)
     widths: dict[str, tuple[float, Format | None]] = {
         "run_key": (30, None),
-        "job_id": text,
         "end_at": (19, f.time),
         "quantity": (10, f.quantity),
         "hours": (14, f.hours),
         "unit_price": (12, f.fine),
         "multiplier": (10, f.fine),
+        "runs": (8, f.count),
+        "lines": (8, f.count),
         "amount": (16, f.money),
     }
-    columns = [(c, *widths.get(c, text)) for c in frame.columns]
-    _table(book.add_worksheet("Charges"), columns, frame.iter_rows())
-
-
-def _summary_lines_sheet(book: xlsxwriter.Workbook, f: _Formats, statement: Statement) -> None:
-    frame = summarised_charges(statement.charges).select(
-        "user",
-        "partition",
-        "resource",
-        "runs",
-        "lines",
-        hours_expr().cast(pl.Float64).alias("hours"),
-        _number("amount"),
-    )
-    formats = [None, None, None, f.count, f.count, f.hours, f.money]
-    columns = [(c, 14 if i < 5 else 16, formats[i]) for i, c in enumerate(frame.columns)]
-    _table(book.add_worksheet("Charges"), columns, frame.iter_rows())
+    sheet = book.add_worksheet(name)
+    for i, column in enumerate(cells.columns):
+        sheet.set_column(i, i, *widths.get(column, text))
+    sheet.freeze_panes(1, 0)
+    sheet.write_row(0, 0, cells.columns, f.head)
+    sheet.autofilter(0, 0, max(cells.height, 1), cells.width - 1)
 
 
 def _adjustments_sheet(book: xlsxwriter.Workbook, f: _Formats, statement: Statement) -> None:
@@ -138,7 +139,7 @@ def _adjustments_sheet(book: xlsxwriter.Workbook, f: _Formats, statement: Statem
     widths = [12, 13, 30, 10, 16, 40, 14, 19]
     formats = [None, None, None, None, f.money, None, None, f.time]
     columns = [(c, widths[i], formats[i]) for i, c in enumerate(frame.columns)]
-    _table(book.add_worksheet("Adjustments"), columns, frame.iter_rows())
+    _table(book.add_worksheet("Adjustments"), f.head, columns, frame.iter_rows())
 
 
 def _burndown_sheet(book: xlsxwriter.Workbook, f: _Formats, statement: Statement) -> None:
@@ -149,7 +150,8 @@ def _burndown_sheet(book: xlsxwriter.Workbook, f: _Formats, statement: Statement
         pl.col("forecast"),
     )
     columns = [("day", 12, f.date), ("spent", 16, f.money), ("remaining", 16, f.money)]
-    _table(book.add_worksheet("Burn-down"), [*columns, ("forecast", 10, None)], frame.iter_rows())
+    columns.append(("forecast", 10, None))
+    _table(book.add_worksheet("Burn-down"), f.head, columns, frame.iter_rows())
 
 
 def _excel_time(value: datetime | None) -> datetime | None:
@@ -245,11 +247,9 @@ def render_xlsx(statement: Statement, *, itemise: bool = True) -> bytes:
     )
     f = _Formats(book, statement.decimals)
     _summary_sheet(book, f, statement, itemise)
-    if itemise:
-        _charges_sheet(book, f, statement)
-    else:
-        _summary_lines_sheet(book, f, statement)
+    cells, numeric = _charge_cells(statement) if itemise else _summary_cells(statement)
+    _bulk_header(book, f, cells, "Charges")
     _adjustments_sheet(book, f, statement)
     _burndown_sheet(book, f, statement)
     book.close()
-    return buffer.getvalue()
+    return fill_sheet(buffer.getvalue(), CHARGES_PART, cells, numeric)
