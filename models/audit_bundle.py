@@ -202,9 +202,9 @@ def _read_entries(data: bytes) -> tuple[list[AuditEntry], list[Finding]]:
 def verify_bundle(files: Mapping[str, bytes]) -> VerifyReport:
     """Return what checking a bundle's files offline found (``ok`` when everything matches).
 
-    Checks SHA256SUMS, the chain of ``audit_log.jsonl`` up to the manifest's head, each batch's
-    record hashes against its entry, each run version against its batch's hashes, and each
-    policy text against its entry.
+    Checks, and reports in this order: SHA256SUMS, the chain of ``audit_log.jsonl`` up to the
+    manifest's head, each batch's record hashes against its entry, each policy text against its
+    entry, and each run version against its batch's hashes.
     """
     findings = _sums_findings(files)
     entries, problems = _read_entries(files.get("audit_log.jsonl", b""))
@@ -235,7 +235,7 @@ def verify_bundle(files: Mapping[str, bytes]) -> VerifyReport:
             "files": len(files),
             "run_versions": len(files.get("runs.jsonl", b"").splitlines()),
         },
-        findings=sorted(findings, key=lambda f: f.seq),
+        findings=findings,
     )
 
 

@@ -41,8 +41,8 @@ class VerifyReport:
 
     @property
     def first(self) -> Finding | None:
-        """Return the finding earliest in the log, or None when everything matches."""
-        return min(self.findings, key=lambda f: f.seq) if self.findings else None
+        """Return the first finding (they come in log order), or None when everything matches."""
+        return self.findings[0] if self.findings else None
 
 
 def chain_findings(check: ChainCheck) -> list[Finding]:
