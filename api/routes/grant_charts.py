@@ -1,10 +1,10 @@
 """Grant dashboards' chart routes: burn-down with forecast, and compliance status per grant.
 
-Both read what the money and compliance models compute (``api.ledger.load_ledger`` and
-``models.statements`` for the burn-down, ``models.verdicts.run_verdicts`` for the verdicts)
-and chart it; ``?format=png|svg`` as for every chart. A viewer sees the grants its accounts
-(or accounts below them) charge to: the burn-down of such a grant is the grant's whole
-balance, and its compliance counts only its own accounts' runs.
+The burn-down is the grant's statement's (``api.ledger.load_ledger``, ``models.statements``);
+the compliance chart counts the current verdicts the server stores after each recompute
+(``models.store.verdicts``). ``?format=png|svg`` as for every chart. A viewer sees the
+burn-down of the grants its accounts (or accounts below them) charge to, as the grant's whole
+balance; compliance has the roles of ``/v1/compliance`` (no viewers).
 """
 
 from __future__ import annotations
@@ -24,19 +24,18 @@ from api.routes.dashboards import CHART_ERRORS, Format, chart_response
 from api.service import Service
 from dashboards.charts import burndown_chart, compliance_chart
 from models.dashboard_data import burndown_points, compliance_status
-from models.grants import Grant, assign_grants, period_of
+from models.frames import conform
+from models.grants import Grant, period_of
 from models.snapshots import accounts_within
 from models.store import read_active_policy, read_runs
-from models.usage_series import runs_within
-from models.verdicts import RUN_COLUMNS, run_verdicts
+from models.store.verdicts import read_grant_verdicts, read_latest_verdict_batch
+from models.verdicts import VERDICTS
 
 router = APIRouter(tags=["dashboards"])
 
 GRANT_ROLES = (ADMIN, AUDITOR, FINANCE, VIEWER)
-# verdicts need RUN_COLUMNS (grant_id comes from assign_grants), grants need account and user
-COMPLIANCE_RUN_COLUMNS = tuple(
-    dict.fromkeys(c for c in (*RUN_COLUMNS, "account", "user") if c != "grant_id")
-)
+# The same roles as /v1/compliance: verdicts are the auditors' and finance's evidence.
+COMPLIANCE_ROLES = (ADMIN, AUDITOR, FINANCE)
 
 
 def _allowed(service: Service, principal: Principal) -> set[tuple[str, str]] | None:
@@ -96,35 +95,39 @@ def grant_burndown(
     return chart_response(spec, format, f"burndown-{chosen.id}")
 
 
-@router.get("/v1/charts/compliance", dependencies=[require(*GRANT_ROLES)], responses=CHART_ERRORS)
+@router.get(
+    "/v1/charts/compliance", dependencies=[require(*COMPLIANCE_ROLES)], responses=CHART_ERRORS
+)
 def grant_compliance(
-    request: Request,
     service: ServiceDep,
     days: Annotated[int, Query(ge=1, le=3660, description="runs that ended in these days")] = 90,
     format: Format = Format.json,
 ) -> Response:
-    """Return each regulated grant's runs by verdict (approved, violation, unknown) and the
-    rule that decided it, for the runs that ended in the last ``days`` days."""
+    """Return each regulated grant's runs by current verdict (approved, violation, unknown) and
+    the rule that decided it, for the runs that ended in the last ``days`` days."""
     now = service.clock().astimezone(UTC)
     since = datetime.combine((now - timedelta(days=days)).date(), time(), UTC)
-    allowed = _allowed(service, request.state.principal)
     with service.store.reading() as cur:
-        cur.execute("BEGIN TRANSACTION")
+        cur.execute("BEGIN TRANSACTION")  # verdicts, their batch and the runs from one state
         try:
             active = read_active_policy(cur)
             if active is None:
                 raise NotReady("no policy loaded yet: run `fairledger policy load FILE`")
-            clusters = [c.name for c in active.policy.clusters]
-            runs = read_runs(cur, columns=COMPLIANCE_RUN_COLUMNS, clusters=clusters)
+            regulated = [g.id for g in active.policy.grants if g.regime is not None]
+            stored = [read_grant_verdicts(cur, grant_id)[0] for grant_id in regulated]
+            batch = read_latest_verdict_batch(cur)
+            ended = read_runs(cur, columns=("run_key", "end_at"))
         finally:
             cur.execute("COMMIT")
-    runs = runs.filter(pl.col("end_at") >= since)
-    if allowed is not None:
-        runs = runs_within(runs.lazy(), allowed).collect()
-    policy = active.policy
-    verdicts = run_verdicts(
-        assign_grants(runs, policy.grants), grants=policy.grants, compliance=policy.compliance
-    )
-    title = f"Compliance of grant-funded runs that ended since {since:%Y-%m-%d} (UTC)"
-    spec = compliance_chart(compliance_status(verdicts), title=title).to_dict()
+    verdicts = pl.concat([pl.DataFrame(schema=VERDICTS), *(conform(f, VERDICTS) for f in stored)])
+    recent = verdicts.join(ended.filter(pl.col("end_at") >= since), on="run_key", how="semi")
+    if batch is None:
+        title = "No verdicts stored yet: the server computes them after its first recompute"
+    else:
+        title = (
+            f"Current verdicts of grant-funded runs that ended since {since:%Y-%m-%d} (UTC); "
+            f"verdict batch {batch.batch_id}, policy version {batch.policy_version}, "
+            f"computed {batch.computed_at:%Y-%m-%d %H:%M} UTC"
+        )
+    spec = compliance_chart(compliance_status(recent), title=title).to_dict()
     return chart_response(spec, format, "compliance")

@@ -138,9 +138,12 @@ EXPECTED = {
     ("GET", "/v1/charts/shares"): {"admin", "auditor", "finance", "viewer"},
     ("GET", "/v1/charts/ingest"): {"admin", "auditor"},
     ("GET", "/v1/charts/burndown"): {"admin", "auditor", "finance", "viewer"},
-    ("GET", "/v1/charts/compliance"): {"admin", "auditor", "finance", "viewer"},
+    ("GET", "/v1/charts/compliance"): {"admin", "auditor", "finance"},
     ("GET", "/v1/compliance/{grant}"): {"auditor", "admin", "finance"},
     ("GET", "/v1/compliance/{grant}/runs/{run_key:path}"): {"auditor", "admin", "finance"},
+    ("GET", "/v1/audit/head"): {"auditor", "admin"},
+    ("GET", "/v1/audit/entries"): {"auditor", "admin"},
+    ("GET", "/v1/audit/bundle/{grant}/{period}"): {"auditor", "admin"},
 }
 
 

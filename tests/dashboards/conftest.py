@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))
 
-from live_server import LiveServer, live_server  # noqa: E402
+from live_server import LiveServer, live_server, wait_until  # noqa: E402
 
 from api.auth import Role, create_token  # noqa: E402
 from api.demo import load_demo  # noqa: E402
@@ -45,4 +45,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         con.close()
     with live_server(tmp, db=db) as server:
         server.wait_for_snapshot(tokens["admin"])
+
+        def verdicts_stored() -> bool:  # the server stores them after its first recompute
+            answer = server.get("/v1/compliance/DOE-ASCR-ML", token=tokens["auditor"])
+            return answer.status_code == 200 and answer.json()["computed_at"] is not None
+
+        wait_until(verdicts_stored, timeout=60, what="the first compliance verdicts")
         yield Site(server, tokens)
