@@ -227,7 +227,7 @@ def _pull(
         with store.write() as cur:
             summary = write_sacct_pull(
                 cur, source, batch, text, started_at=started_at, advance_watermark=True,
-                parser="sacct" if kind == "sacct" else "sacct_json",
+                parser=kind,
             )  # fmt: skip
     except Exception as exc:  # a failed load must degrade the source, whatever the cause
         if not isinstance(exc, FairledgerError):  # a bug, not bad input: keep the traceback
@@ -249,7 +249,7 @@ def write_sacct_pull(
     parser: str = "sacct",
 ) -> BatchSummary:
     """Land a parsed sacct pull of ``source`` as one batch; return what it changed."""
-    if parser != "sacct":  # JSON: no field order
+    if parser != "sacct":  # sacct_json, slurmrestd: JSON, no field order
         parsed_with = ParsedWith(parser, None, source.cluster, None)
     else:
         parsed_with = ParsedWith("sacct", field_order(text, None), source.cluster, source.tz)

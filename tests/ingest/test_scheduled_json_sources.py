@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from api.settings import SacctSource, load_settings
 from ingest.jobs import IngestOutcome, cluster_lock, run_sacct_source
+from ingest.quarantine import retry_quarantined
 from ingest.sources.sacct import SACCT_STATES
 from models.store.handle import StoreHandle
 from models.store.sources import read_source_state
@@ -268,6 +269,23 @@ def test_an_unreadable_token_fails_the_pull_without_a_request(
     empty.write_text("\n", encoding="utf-8")
     outcome = run_sacct_source(rest_source(restd, empty), store, now=Clock())
     assert outcome.status == "failed" and "empty" in (outcome.error or "")
+
+
+def test_a_refused_job_is_quarantined_with_its_kind_and_retried_with_the_json_parser(
+    restd: Slurmrestd, token_file: Path, store: StoreHandle
+) -> None:
+    document = json.loads(REST_JSON)
+    document["jobs"][0]["state"]["current"] = "WEIRD"
+    restd.answers = [(200, json.dumps(document))]
+    outcome = run_sacct_source(rest_source(restd, token_file), store, now=Clock())
+    assert outcome.summary is not None and outcome.summary.quarantined == 1
+    assert outcome.summary.runs_new == 20
+    with store.reading() as cur:
+        rows = cur.execute("SELECT parser, field FROM quarantine").fetchall()
+    assert rows == [("slurmrestd", "state.current")]
+    with store.write() as cur:
+        (retry,) = retry_quarantined(cur, source="rest-lab")
+    assert (retry.retried, retry.still_open, retry.skipped) == (1, 1, ())
 
 
 def test_a_bad_api_version_fails_before_any_attempt(
