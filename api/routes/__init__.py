@@ -14,6 +14,7 @@ from fastapi import APIRouter, FastAPI
 
 from api.auth import Access, access_of
 from api.routes import (
+    audit,
     compliance,
     dashboards,
     explain,
@@ -45,6 +46,7 @@ ROUTERS: list[APIRouter] = [
     dashboards.router,
     grant_charts.router,
     compliance.router,
+    audit.router,
 ]
 
 

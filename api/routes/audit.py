@@ -1,0 +1,126 @@
+"""The audit log: its head (for auditors to record externally), its entries, and bundles."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query
+from fastapi.responses import Response
+from pydantic import BaseModel
+
+from api.auth import ADMIN, AUDITOR, require
+from api.deps import ServiceDep
+from api.schemas import Problem
+from models.audit_chain import AuditEntry
+from models.grants import period_bounds
+from models.store.audit import count_audit_entries, read_audit_entries, read_audit_head
+from models.store.audit_bundle import build_bundle
+
+router = APIRouter(tags=["audit"])
+
+
+class AuditHeadPublic(BaseModel):
+    """The latest entry of the log: its seq and hash (null hash for an empty log)."""
+
+    seq: int
+    entry_sha256: str | None
+    at: datetime | None
+    kind: str | None
+
+
+class AuditEntryPublic(BaseModel):
+    """One log entry: header fields, hashes and the payload's canonical JSON text."""
+
+    seq: int
+    at: datetime
+    kind: str
+    actor: str
+    payload: str | None
+    payload_sha256: str
+    prev_sha256: str
+    entry_sha256: str
+
+
+class AuditEntryList(BaseModel):
+    """A page of entries in seq order; the next page starts after ``next_after_seq``."""
+
+    data: list[AuditEntryPublic]
+    count: int
+    next_after_seq: int | None
+
+
+def _public(entry: AuditEntry) -> AuditEntryPublic:
+    return AuditEntryPublic(
+        seq=entry.seq,
+        at=entry.at,
+        kind=entry.kind,
+        actor=entry.actor,
+        payload=entry.payload,
+        payload_sha256=entry.payload_sha256,
+        prev_sha256=entry.prev_sha256,
+        entry_sha256=entry.entry_sha256,
+    )
+
+
+@router.get(
+    "/v1/audit/head",
+    dependencies=[require(ADMIN, AUDITOR)],
+    responses={s: {"model": Problem} for s in (401, 403)},
+)
+def audit_head(service: ServiceDep) -> AuditHeadPublic:
+    """Return the head of the audit log: record its hash to detect later rewrites."""
+    with service.store.reading() as cur:
+        head = read_audit_head(cur)
+    if head is None:
+        return AuditHeadPublic(seq=0, entry_sha256=None, at=None, kind=None)
+    return AuditHeadPublic(seq=head.seq, entry_sha256=head.entry_sha256, at=head.at, kind=head.kind)
+
+
+@router.get(
+    "/v1/audit/entries",
+    dependencies=[require(ADMIN, AUDITOR)],
+    responses={s: {"model": Problem} for s in (401, 403, 422)},
+)
+def audit_entries(
+    service: ServiceDep,
+    after_seq: Annotated[int, Query(ge=0, description="entries after this seq")] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> AuditEntryList:
+    """Return one page of log entries in seq order, with the number of entries in the log."""
+    with service.store.reading() as cur:
+        entries = read_audit_entries(cur, after_seq=after_seq, limit=limit)
+        total = count_audit_entries(cur)
+    last = entries[-1].seq if entries else None
+    more = last is not None and last < total
+    return AuditEntryList(
+        data=[_public(e) for e in entries], count=total, next_after_seq=last if more else None
+    )
+
+
+@router.get(
+    "/v1/audit/bundle/{grant}/{period}",
+    dependencies=[require(ADMIN, AUDITOR)],
+    response_class=Response,
+    responses={
+        200: {"content": {"application/zip": {}}, "description": "the bundle zip"},
+        **{s: {"model": Problem} for s in (401, 403, 404, 422)},
+    },
+)
+def audit_bundle(service: ServiceDep, grant: str, period: str) -> Response:
+    """Return the audit bundle zip of ``grant`` in ``period`` (YYYY-MM): see docs/audit.md."""
+    try:
+        period_bounds(period)
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from exc
+    with service.store.reading() as cur:
+        try:
+            data = build_bundle(cur, grant, period)
+        except ValueError as exc:
+            raise HTTPException(404, str(exc)) from exc
+    name = f"audit-{grant}-{period}.zip"
+    return Response(
+        data,
+        media_type="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
