@@ -133,6 +133,16 @@ def test_burndown_of_a_grant_and_viewer_sees_only_its_grants(site: Site) -> None
     assert all(a["remaining"] >= b["remaining"] for a, b in zip(actual, actual[1:], strict=False))
     assert forecast[0]["day"] == actual[-1]["day"]  # the forecast starts where spending ends
     assert "DOE-ASCR-ML" in str(spec["title"])
+    # the chart draws the burn-down of the grant's statement for this month
+    period = datetime.now(UTC).strftime("%Y-%m")
+    document = site.server.get(
+        f"/v1/grants/DOE-ASCR-ML/statements/{period}?summary=true", token=site.tokens["finance"]
+    ).json()
+    drawn = {(r["day"][:10], r["series"]): r["remaining"] for r in actual + forecast}
+    for point in document["burndown"]:
+        series = "forecast" if point["forecast"] else "spent so far"
+        assert drawn[(point["day"], series)] == pytest.approx(float(point["remaining"]))
+    assert len(drawn) == len(document["burndown"]) + 1  # the forecast starts at the last day
     # physics' viewer sees the physics grant (by default) and not the ML one
     mine = _spec(site, "/v1/charts/burndown", "viewer")
     assert "NSF-PHY-2231" in str(mine["title"])
