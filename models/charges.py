@@ -218,32 +218,124 @@ def _slices(runs: pl.DataFrame, attribution: str) -> pl.DataFrame:
     wall = (end_s - start_s).clip(lower_bound=1)
     elapsed = pl.col("elapsed_s").clip(lower_bound=0)
     share = (elapsed * overlap) // wall
-    is_last = pl.col("month") == pl.col("month").max().over("run_key")
+    is_last = pl.col("month") == pl.col("month").max().over("_run")
     return exploded.with_columns(
         period=pl.col("month").dt.strftime("%Y-%m"),
         seconds=pl.when(is_last)
-        .then(elapsed - (share.sum().over("run_key") - share))
+        .then(elapsed - (share.sum().over("_run") - share))
         .otherwise(share),
         slice_at=pl.min_horizontal(pl.col("end_at"), month_end - pl.duration(microseconds=1)),
     ).drop("month")
 
 
-def _quantities(slices: pl.DataFrame) -> pl.DataFrame:
-    """Return one row per (slice, resource) with the integer quantity and its denominator."""
-    parts = [
-        slices.with_columns(
-            resource=pl.lit(name),
-            qty_num=expr.cast(pl.Int64).fill_null(0),
-            qty_den=pl.lit(den, dtype=pl.Int64),
+RESOURCE_COLUMNS = {
+    "alloc_cpus": "cpu",
+    "alloc_gpus": "gpu",
+    "alloc_mem_mb": "mem",
+    "alloc_nodes": "node",
+}
+RESOURCE_ORDER = {"cpu": 0, "gpu": 1, "mem": 2, "node": 3, "minimum": 4}
+
+
+def _quantities(priced: pl.DataFrame) -> pl.DataFrame:
+    """Return one row per (slice, resource) with a positive integer quantity (memory in MB)."""
+    return (
+        priced.with_columns(
+            pl.col("alloc_mem_mb").round(0),
         )
-        for name, expr, den in (
-            ("cpu", pl.col("alloc_cpus"), 1),
-            ("gpu", pl.col("alloc_gpus"), 1),
-            ("mem", pl.col("alloc_mem_mb").round(0), MB_PER_GIB),
-            ("node", pl.col("alloc_nodes"), 1),
+        .with_columns(pl.col(c).cast(pl.Int64).fill_null(0) for c in RESOURCE_COLUMNS)
+        .unpivot(
+            on=list(RESOURCE_COLUMNS),
+            index=[c for c in priced.columns if c not in RESOURCE_COLUMNS],
+            variable_name="resource",
+            value_name="qty_num",
         )
-    ]
-    return pl.concat(parts).filter((pl.col("qty_num") > 0) & (pl.col("seconds") > 0))
+        .filter((pl.col("qty_num") > 0) & (pl.col("seconds") > 0))
+        .with_columns(pl.col("resource").replace_strict(RESOURCE_COLUMNS))
+    )
+
+
+def _match_rates(quantities: pl.DataFrame, cards: list[RateCard]) -> pl.DataFrame:
+    """Return each quantity with the most specific rate of its card that matches it, and the
+    card's QOS multiplier (1 when it names none); quantities no rate matches are left out."""
+    gpu_model = pl.col("gpu_type").str.to_lowercase().fill_null("")
+    matches = quantities.join(
+        rate_card_frame(cards).drop("card_from"), on=["rate_card", "resource"]
+    ).filter(
+        ((pl.col("rate_cluster") == "*") | (pl.col("rate_cluster") == pl.col("cluster")))
+        & ((pl.col("rate_partition") == "*") | (pl.col("rate_partition") == pl.col("partition")))
+        & ((pl.col("rate_gpu_model") == "*") | (pl.col("rate_gpu_model") == gpu_model))
+    )
+    best = pl.col("specificity") == pl.col("specificity").max().over("_run", "period", "resource")
+    return (
+        matches.filter(best)
+        .join(_multipliers(cards), on=["rate_card", "qos"], how="left")
+        .with_columns(pl.col("mult_u").fill_null(MICRO))
+    )
+
+
+def _amounts(lines: pl.DataFrame, decimals: int) -> pl.DataFrame:
+    """Return ``lines`` with ``minor``: the amount in units of 10^-decimals, rounded half-even
+    (memory quantities are MB priced per GiB)."""
+    numerator = (
+        pl.col("qty_num").cast(pl.Int128)
+        * pl.col("seconds").cast(pl.Int128)
+        * pl.col("price_u").cast(pl.Int128)
+        * pl.col("mult_u").cast(pl.Int128)
+    )
+    denominator = 3600 * MICRO * MICRO // 10**decimals
+    return lines.with_columns(
+        minor=pl.when(pl.col("resource") == "mem")
+        .then(half_even_div(numerator, denominator * MB_PER_GIB))
+        .otherwise(half_even_div(numerator, denominator))
+    )
+
+
+def _minimum_lines(lines: pl.DataFrame, terms: pl.DataFrame, decimals: int) -> pl.DataFrame:
+    """Return a ``minimum`` line for each run charged less than its card's minimum charge
+    (after QOS multipliers; in the run's last period), with ``lines``' columns."""
+    quantum = 10 ** (6 - decimals)
+    minimum = terms.select("rate_card", (pl.col("minimum_u") // quantum).alias("min_minor"))
+    if minimum.filter(pl.col("min_minor") > 0).height == 0:
+        return lines.clear()
+    last = pl.col("period") == pl.col("period").max().over("_run")
+    per_run = (
+        lines.group_by("_run")
+        .agg(pl.col("minor").sum().alias("total"))
+        .join(lines.filter(last).unique("_run", keep="first").drop("minor"), on="_run")
+        .join(minimum, on="rate_card")
+        .filter(pl.col("min_minor").cast(pl.Int128) > pl.col("total"))
+    )
+    return per_run.with_columns(
+        resource=pl.lit("minimum"),
+        qty_num=pl.lit(1, dtype=pl.Int64),
+        seconds=pl.lit(0, dtype=pl.Int64),
+        price_u=pl.lit(0, dtype=pl.Int64),
+        mult_u=pl.lit(MICRO, dtype=pl.Int64),
+        minor=pl.col("min_minor").cast(pl.Int128) - pl.col("total"),
+    ).select(lines.columns)
+
+
+def _finish(lines: pl.DataFrame, runs: pl.DataFrame, decimals: int) -> pl.DataFrame:
+    """Return ``LINES``: the priced lines with the runs' descriptive columns and Decimals."""
+    unit = pl.lit(Decimal(1).scaleb(-6), dtype=MONEY)
+    described = runs.select("_run", "run_key", "job_id", "account", "user", "end_at")
+    return (
+        lines.join(described, on="_run")
+        .with_columns(
+            gpu_model=pl.when(pl.col("resource") == "gpu").then(pl.col("gpu_type")),
+            quantity=pl.when(pl.col("resource") == "mem")
+            .then(pl.col("qty_num") / MB_PER_GIB)
+            .otherwise(pl.col("qty_num").cast(pl.Float64)),
+            hours=pl.col("seconds") / 3600.0,
+            unit_price=pl.col("price_u").cast(pl.Decimal(38, 0)) * unit,
+            multiplier=pl.col("mult_u").cast(pl.Decimal(38, 0)) * unit,
+            amount=minor_to_money(pl.col("minor"), decimals),
+            _order=pl.col("resource").replace_strict(RESOURCE_ORDER, return_dtype=pl.Int8),
+        )
+        .sort("_run", "period", "_order")
+        .select(list(LINES))
+    )
 
 
 def charge_runs(runs: pl.DataFrame, policy: Policy) -> Charges:
@@ -252,113 +344,68 @@ def charge_runs(runs: pl.DataFrame, policy: Policy) -> Charges:
     ``runs`` holds at least ``CHARGE_RUN_COLUMNS``. A run still running (no end) is not charged
     yet and not reported; an ended run that is not charged (no grant, an uncharged end state, an
     earlier run of a requeued job, no rate card in force or no rate matching) is in ``unbilled``
-    with the reason. Lines are sorted by grant, period, run and resource.
+    with the reason. Lines are in the order of ``runs``, then period, then resource.
     """
     charging = policy.charging
     decimals = charging.decimals
     ended = runs.filter(pl.col("end_at").is_not_null() & pl.col("start_at").is_not_null())
-    ended = _not_charged(assign_grants(ended, policy.grants), charging)
+    ended = _not_charged(assign_grants(ended, policy.grants), charging).with_row_index("_run")
     unbilled = [ended.filter(pl.col("reason").is_not_null())]
-    billable = ended.filter(pl.col("reason").is_null()).drop("reason")
+    work = ["_run", "grant_id", "cluster", "partition", "qos", "gpu_type", "start_at", "end_at"]
+    billable = ended.filter(pl.col("reason").is_null()).select(
+        *work, "elapsed_s", *RESOURCE_COLUMNS
+    )
 
     slices = _slices(billable, charging.attribution).sort("slice_at")
     terms = _card_terms(policy.rate_cards)
     priced = slices.join_asof(terms, left_on="slice_at", right_on="card_from", strategy="backward")
-    no_card = priced.filter(pl.col("rate_card").is_null())
-    unbilled.append(no_card.with_columns(reason=pl.lit("no rate card in force at the run's end")))
-
-    rates = rate_card_frame(policy.rate_cards).drop("card_from")
-    quantities = _quantities(priced.filter(pl.col("rate_card").is_not_null()))
-    gpu_model = pl.col("gpu_type").str.to_lowercase().fill_null("")
-    matched = (
-        quantities.join(rates, on=["rate_card", "resource"])
-        .filter(
-            ((pl.col("rate_cluster") == "*") | (pl.col("rate_cluster") == pl.col("cluster")))
-            & (
-                (pl.col("rate_partition") == "*")
-                | (pl.col("rate_partition") == pl.col("partition"))
-            )
-            & ((pl.col("rate_gpu_model") == "*") | (pl.col("rate_gpu_model") == gpu_model))
-        )
-        .sort("specificity", descending=True)
-        .unique(["run_key", "period", "resource"], keep="first")
-        .join(_multipliers(policy.rate_cards), on=["rate_card", "qos"], how="left")
-        .with_columns(pl.col("mult_u").fill_null(MICRO))
-    )
-    numerator = (
-        pl.col("qty_num").cast(pl.Int128)
-        * pl.col("seconds").cast(pl.Int128)
-        * pl.col("price_u").cast(pl.Int128)
-        * pl.col("mult_u").cast(pl.Int128)
-    )
-    denominator = 3600 * MICRO * MICRO // 10**decimals
-    lines = _divide_by_quantity_unit(matched, numerator, denominator)
-    lines = _add_minimum_lines(lines, terms, decimals)
-
-    charged = lines.select("run_key").unique()
-    unpriced = priced.filter(pl.col("rate_card").is_not_null()).join(
-        charged, on="run_key", how="anti"
-    )
+    no_card = priced.filter(pl.col("rate_card").is_null()).select("_run").unique()
     unbilled.append(
-        unpriced.unique("run_key").with_columns(
+        ended.join(no_card, on="_run").with_columns(
+            reason=pl.lit("no rate card in force at the run's end")
+        )
+    )
+    priced = priced.filter(pl.col("rate_card").is_not_null()).select(
+        "_run",
+        "grant_id",
+        "period",
+        "seconds",
+        "rate_card",
+        "cluster",
+        "partition",
+        "qos",
+        "gpu_type",
+        *RESOURCE_COLUMNS,
+    )
+    lines = _amounts(_match_rates(_quantities(priced), policy.rate_cards), decimals).select(
+        "_run",
+        "grant_id",
+        "period",
+        "cluster",
+        "partition",
+        "qos",
+        "gpu_type",
+        "resource",
+        "qty_num",
+        "seconds",
+        "rate_card",
+        "price_u",
+        "mult_u",
+        "minor",
+    )
+    lines = pl.concat([lines, _minimum_lines(lines, terms, decimals)])
+
+    unpriced = priced.join(lines.select("_run").unique(), on="_run", how="anti")
+    unbilled.append(
+        ended.join(
+            unpriced.unique("_run", keep="first").select("_run", "rate_card"), on="_run"
+        ).with_columns(
             reason=pl.format("no rate on card {} matches its cluster and partition", "rate_card")
         )
     )
     return Charges(
-        lines=_finish(lines, decimals),
+        lines=_finish(lines, ended, decimals),
         unbilled=pl.concat([u.select(list(UNBILLED)) for u in unbilled]).sort("run_key"),
-    )
-
-
-def _divide_by_quantity_unit(
-    lines: pl.DataFrame, numerator: pl.Expr, denominator: int
-) -> pl.DataFrame:
-    """Return ``lines`` with ``minor`` computed over the quantity's unit (GiB for memory)."""
-    return lines.with_columns(
-        minor=pl.when(pl.col("qty_den") == 1)
-        .then(half_even_div(numerator, denominator))
-        .otherwise(half_even_div(numerator, denominator * MB_PER_GIB))
-    )
-
-
-def _add_minimum_lines(lines: pl.DataFrame, terms: pl.DataFrame, decimals: int) -> pl.DataFrame:
-    """Return ``lines`` plus a ``minimum`` line topping up each run charged less than its card's
-    minimum charge (in the run's last period, after QOS multipliers)."""
-    quantum = 10 ** (6 - decimals)
-    minimum = terms.select("rate_card", (pl.col("minimum_u") // quantum).alias("min_minor"))
-    per_run = (
-        lines.sort("period")
-        .group_by("run_key", maintain_order=True)
-        .agg(pl.col("minor").sum().alias("total"), pl.all().last())
-        .drop("minor")
-        .join(minimum, on="rate_card")
-        .filter(pl.col("min_minor").cast(pl.Int128) > pl.col("total"))
-    )
-    top_up = per_run.with_columns(
-        resource=pl.lit("minimum"),
-        qty_num=pl.lit(1, dtype=pl.Int64),
-        qty_den=pl.lit(1, dtype=pl.Int64),
-        seconds=pl.lit(0, dtype=pl.Int64),
-        price_u=pl.lit(0, dtype=pl.Int64),
-        mult_u=pl.lit(MICRO, dtype=pl.Int64),
-        minor=pl.col("min_minor").cast(pl.Int128) - pl.col("total"),
-    ).select(lines.columns)
-    return pl.concat([lines, top_up])
-
-
-def _finish(lines: pl.DataFrame, decimals: int) -> pl.DataFrame:
-    unit = pl.lit(Decimal(1).scaleb(-6), dtype=MONEY)
-    return (
-        lines.with_columns(
-            gpu_model=pl.when(pl.col("resource") == "gpu").then(pl.col("gpu_type")),
-            quantity=pl.col("qty_num").cast(pl.Float64) / pl.col("qty_den"),
-            hours=pl.col("seconds") / 3600.0,
-            unit_price=pl.col("price_u").cast(pl.Decimal(38, 0)) * unit,
-            multiplier=pl.col("mult_u").cast(pl.Decimal(38, 0)) * unit,
-            amount=minor_to_money(pl.col("minor"), decimals),
-        )
-        .select(list(LINES))
-        .sort("grant_id", "period", "run_key", "resource")
     )
 
 
