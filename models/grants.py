@@ -138,6 +138,15 @@ class RateCard(_Strict):
     qos_multipliers: dict[str, Amount] = {}
     minimum_charge: Amount = Field(default=Decimal(0), ge=0)
 
+    @model_validator(mode="after")
+    def _one_rate_per_key(self) -> RateCard:
+        keys = [(r.resource, r.cluster, r.partition, r.gpu_model.lower()) for r in self.rates]
+        for key in keys:
+            if keys.count(key) > 1:
+                what = "/".join(key)
+                raise ValueError(f"rate card {self.id}: two rates for {what}; keep one")
+        return self
+
 
 class Charging(_Strict):
     """How runs become charge lines (stated once, in the policy)."""

@@ -329,3 +329,12 @@ def test_a_new_rate_card_never_alters_a_past_charge(hours: list[int], card_day: 
     cutoff = datetime.combine(effective, datetime.min.time(), tzinfo=UTC)
     past = pl.col("end_at") < cutoff
     assert after.filter(past).equals(before.filter(past))
+
+
+def test_a_card_with_two_rates_for_the_same_thing_is_refused() -> None:
+    twice = POLICY.replace(
+        '{ resource = "cpu", price = "0.02" },',
+        '{ resource = "cpu", price = "0.02" },\n    { resource = "cpu", price = "0.03" },',
+    )
+    with pytest.raises(PolicyError, match=r"rate card v1: two rates for cpu/\*/\*/\*"):
+        load_policy_text(twice)
