@@ -338,3 +338,28 @@ def test_a_card_with_two_rates_for_the_same_thing_is_refused() -> None:
     )
     with pytest.raises(PolicyError, match=r"rate card v1: two rates for cpu/\*/\*/\*"):
         load_policy_text(twice)
+
+
+def test_two_grants_claiming_the_same_account_at_the_same_time_are_refused() -> None:
+    clash = POLICY.replace(
+        'members = [{ account = "b", start = 2026-01-01 }]',
+        'members = [{ account = "b", start = 2026-01-01 }, { account = "a", start = 2026-06-01 }]',
+    )
+    with pytest.raises(PolicyError, match=r"a charges to both G-1 and G-2 from 2026-06-01"):
+        load_policy_text(clash)
+    later = clash.replace(
+        '{ account = "a", start = 2026-01-01 },',
+        '{ account = "a", start = 2026-01-01, end = 2026-05-31 },',
+    )
+    grants = dict(
+        charge_runs(
+            frame(
+                run("may", start=at(2026, 5, 30), hours=1),
+                run("june", start=at(2026, 6, 2), hours=1),
+            ),
+            load_policy_text(later),
+        )
+        .lines.select("run_key", "grant_id")
+        .iter_rows()
+    )
+    assert grants == {"may": "G-1", "june": "G-2"}
