@@ -32,16 +32,29 @@ def column_letter(index: int) -> str:
     return letters
 
 
+_NEEDS_ESCAPE = r"[&<>\x00-\x08\x0B\x0C\x0E-\x1F]|_x[0-9A-Fa-f]{4}_"
+
+
+_CONTROL = [c for c in range(32) if chr(c) not in "\t\n\r"]
+
+
 def _xml_text(column: str) -> pl.Expr:
-    """The column's text escaped for an XML text node (and for Excel's ``_xHHHH_`` escapes)."""
-    return (
+    """The column's text escaped for an XML text node, as xlsxwriter and Excel escape it.
+
+    ``& < >`` become entities; a control character becomes ``_xHHHH_`` and a literal
+    ``_xHHHH_`` gets its underscore escaped (``_x005F_xHHHH_``), which Excel reads back as
+    the original text (openpyxl does not undo these two for inline strings).
+    """
+    text = (
         pl.col(column)
         .str.replace_all("&", "&amp;", literal=True)
         .str.replace_all("<", "&lt;", literal=True)
         .str.replace_all(">", "&gt;", literal=True)
         .str.replace_all(r"_(x[0-9A-Fa-f]{4}_)", "_x005F_${1}")
-        .str.replace_all(r"[\x00-\x08\x0B\x0C\x0E-\x1F]", "\ufffd")
     )
+    for code in _CONTROL:
+        text = text.str.replace_all(chr(code), f"_x{code:04X}_", literal=True)
+    return text
 
 
 def rows_xml(
@@ -56,29 +69,40 @@ def rows_xml(
     A ``numeric`` column holds number literals (``12.50``, ``46084.5``) written as ``<v>``;
     the others are inline strings. ``styles`` are the cells' style indexes (None = none).
     """
-    number = pl.int_range(pl.len(), dtype=pl.Int64) + first_row
-    row = number.cast(pl.String)
+    text = [c for c, n in zip(cells.columns, numeric, strict=True) if not n]
+    # one pass finds the columns that need escaping, xml:space or null handling at all
+    facts = cells.select(
+        *[pl.col(c).str.contains(_NEEDS_ESCAPE).any().alias(f"e{c}") for c in text],
+        *[pl.col(c).str.contains(r"^\s|\s$").any().alias(f"s{c}") for c in text],
+        *[pl.col(c).is_null().any().alias(f"n{c}") for c in cells.columns],
+    ).row(0, named=True)
+    row = (pl.int_range(pl.len(), dtype=pl.Int64) + first_row).cast(pl.String)
     parts: list[pl.Expr] = [pl.lit('<row r="'), row, pl.lit('">')]
     for i, (name, is_number, style) in enumerate(zip(cells.columns, numeric, styles, strict=True)):
         s = f' s="{style}"' if style is not None else ""
-        ref = pl.concat_str([pl.lit(f'<c r="{column_letter(i)}'), row])
+        head = [pl.lit(f'<c r="{column_letter(i)}'), row]
         if is_number:
-            cell = pl.concat_str([ref, pl.lit(f'"{s}><v>'), pl.col(name), pl.lit("</v></c>")])
+            cell = [*head, pl.lit(f'"{s}><v>'), pl.col(name), pl.lit("</v></c>")]
         else:
-            space = (
-                pl.when(pl.col(name).str.contains(r"^\s|\s$"))
-                .then(pl.lit(' xml:space="preserve"'))
-                .otherwise(pl.lit(""))
-            )
-            cell = pl.concat_str(
-                [ref, pl.lit(f'"{s} t="inlineStr"><is><t'), space, pl.lit(">"), _xml_text(name)]
-                + [pl.lit("</t></is></c>")]
-            )
-        parts.append(pl.when(pl.col(name).is_not_null()).then(cell))
+            value = _xml_text(name) if facts[f"e{name}"] else pl.col(name)
+            space: list[pl.Expr] = []
+            if facts[f"s{name}"]:
+                preserve = pl.col(name).str.contains(r"^\s|\s$")
+                space = [
+                    pl.when(preserve).then(pl.lit(' xml:space="preserve"')).otherwise(pl.lit(""))
+                ]
+            opening = pl.lit(f'"{s} t="inlineStr"><is><t')
+            cell = [*head, opening, *space, pl.lit(">"), value, pl.lit("</t></is></c>")]
+        if facts[f"n{name}"]:  # no cell at all for a null
+            parts.append(pl.when(pl.col(name).is_not_null()).then(pl.concat_str(cell)))
+        else:
+            parts.extend(cell)
     parts.append(pl.lit("</row>"))
-    joined = cells.select(pl.concat_str(parts, ignore_nulls=True).str.join(""))
-    text = joined.item()
-    return (text or "").encode("utf-8")
+    rows = cells.select(pl.concat_str(parts, ignore_nulls=True))
+    # written by polars straight to bytes: no 70 MB Python string on the way
+    buffer = io.BytesIO()
+    rows.write_csv(buffer, include_header=False, quote_style="never", line_terminator="")
+    return buffer.getvalue()
 
 
 def column_styles(sheet_xml: bytes, columns: int) -> list[int | None]:
@@ -113,6 +137,6 @@ def fill_sheet(xlsx: bytes, sheet: str, cells: pl.DataFrame, numeric: Sequence[b
                     rb'<dimension ref="[^"]*"/>', f'<dimension ref="A1:{last}"/>'.encode(), data
                 )
                 head, tail = data.split(b"</sheetData>", 1)
-                data = head + rows_xml(cells, numeric, styles) + b"</sheetData>" + tail
+                data = b"".join([head, rows_xml(cells, numeric, styles), b"</sheetData>", tail])
             target.writestr(info, data, compress_type=info.compress_type, compresslevel=1)
     return out.getvalue()

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import csv
 import io
+import zipfile
 from datetime import datetime
 from decimal import Decimal
 
 import openpyxl
+import polars as pl
 import pytest
 from openpyxl.worksheet.worksheet import Worksheet
 
@@ -125,3 +127,25 @@ def test_a_name_that_looks_like_a_formula_stays_text() -> None:
     charges = statement.charges.with_columns(user=statement.charges["user"].replace("ana", "=1+1"))
     sheet = _book(Statement(**{**statement.__dict__, "charges": charges}))["Charges"]
     assert sheet["E2"].value == "=1+1" and sheet["E2"].data_type == "s"
+
+
+def test_names_needing_xml_escapes_read_back_unchanged() -> None:
+    statement = small_statement()
+    odd = ["R&D <lab>", " padded ", "tab\there", "a > b"]
+    names = statement.charges["user"].to_list()
+    users = [odd[i] if i < len(odd) else name for i, name in enumerate(names)]
+    charges = statement.charges.with_columns(user=pl.Series(users))
+    changed = Statement(**{**statement.__dict__, "charges": charges})
+    lines = [r for r in _csv(changed) if r["line_type"] == "charge"]
+    cells = _records(_book(changed)["Charges"])
+    assert [c["user"] for c in cells] == [r["user"] for r in lines] == users
+
+
+def test_excel_escapes_are_written_as_xlsxwriter_writes_them() -> None:
+    statement = small_statement()
+    users = ["_x0041_ literal", "bell\x07", *statement.charges["user"].to_list()[2:]]
+    charges = statement.charges.with_columns(user=pl.Series(users))
+    xlsx = render(Statement(**{**statement.__dict__, "charges": charges}), "xlsx")
+    sheet = zipfile.ZipFile(io.BytesIO(xlsx)).read("xl/worksheets/sheet2.xml").decode()
+    # Excel reads these back as "_x0041_ literal" and "bell" + BEL
+    assert "<t>_x005F_x0041_ literal</t>" in sheet and "<t>bell_x0007_</t>" in sheet
