@@ -13,7 +13,8 @@ Prints, for the best of ``--repeat`` runs: the seconds ``run_verdicts`` takes (w
 the process's CPU seconds, which other load on the machine inflates less), runs/s, node
 checks/s, and the ratio to a baseline measured on the same frames in the same process: a plain
 polars explode of the node lists joined to the inventory and counted per run (the least any
-per-node check has to do).
+per-node check has to do). Also times the audit-log hash of the verdict rows
+(``models.verdict_audit``), which a stored batch adds.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from models.policy import Policy  # noqa: E402
 from models.registry import inventory_frame  # noqa: E402
+from models.verdict_audit import verdict_rows_sha256  # noqa: E402
 from models.verdicts import run_verdicts  # noqa: E402
 
 POLICY = {
@@ -256,6 +258,9 @@ def main() -> None:
         args.repeat,
         lambda: run_verdicts(runs, grants=policy.grants, compliance=policy.compliance),
     )
+    hash_s, hash_cpu, _ = best_of(
+        1, lambda: pl.DataFrame({"h": [verdict_rows_sha256(verdicts.with_columns(row_hash=None))]})
+    )
     counts = dict(verdicts.group_by("verdict").len().sort("verdict").iter_rows())
     rules = verdicts.group_by("rule").len().sort("len", descending=True).head(6)
     print(f"runs: {runs.height:,}, node checks: {node_checks:,} (x2: start and end)")
@@ -267,6 +272,7 @@ def main() -> None:
         f"baseline (explode + join inventory + count): {base_s:.2f} s (CPU {base_cpu:.2f} s); "
         f"ratio {verdict_s / base_s:.1f}x"
     )
+    print(f"audit hash of the rows (canonical JSON lines): {hash_s:.2f} s (CPU {hash_cpu:.2f} s)")
     print(f"counts: {counts}")
     print("top rules:", dict(rules.iter_rows()))
 

@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from models.frames import QUARANTINE, RUNS, STEPS, conform
 from models.policy import Policy, load_policy_text
@@ -20,7 +22,7 @@ from models.store.verdicts import (
     read_run_verdicts,
     refresh_verdicts,
 )
-from models.verdict_audit import verdict_rows_sha256
+from models.verdict_audit import ROW_FIELDS, verdict_rows_sha256, verdict_rows_sha256_reference
 
 POLICY = """
 [[clusters]]
@@ -181,3 +183,31 @@ def test_rows_hash_is_the_documented_serialisation() -> None:
     )
     assert verdict_rows_sha256(rows) == hashlib.sha256(text.encode()).hexdigest()
     assert verdict_rows_sha256(rows.head(0)) == hashlib.sha256(b"").hexdigest()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.text(min_size=1), st.one_of(st.none(), st.text()), st.text()),
+        max_size=6,
+        unique_by=lambda t: t[0],
+    )
+)
+def test_fast_rows_hash_equals_the_line_by_line_reference(
+    rows: list[tuple[str, str | None, str]],
+) -> None:
+    frame = pl.DataFrame(
+        {
+            "run_key": [r[0] for r in rows],
+            "row_hash": [r[1] for r in rows],
+            "grant_id": ["G"] * len(rows),
+            "regime": ["r"] * len(rows),
+            "verdict": ["unknown"] * len(rows),
+            "rule": [r[1] for r in rows],
+            "offending_node": [r[2] for r in rows],
+            "at": [None] * len(rows),
+            "evidence": [json.dumps({"nodes": [r[2]]}) for r in rows],
+        },
+        schema=dict.fromkeys(ROW_FIELDS, pl.String()),
+    )
+    assert verdict_rows_sha256(frame) == verdict_rows_sha256_reference(frame)
