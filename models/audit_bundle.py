@@ -135,9 +135,12 @@ def zip_bytes(files: Mapping[str, bytes]) -> bytes:
 
 
 def unzip_files(data: bytes) -> dict[str, bytes]:
-    """Return {path: bytes} of a zip's files."""
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        return {name: archive.read(name) for name in archive.namelist()}
+    """Return {path: bytes} of a zip's files; ValueError when ``data`` is not a readable zip."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            return {name: archive.read(name) for name in archive.namelist()}
+    except zipfile.BadZipFile as exc:
+        raise ValueError(str(exc)) from exc
 
 
 def _sha(data: bytes) -> str:
