@@ -53,7 +53,7 @@ def verdict_rows_sha256(rows: pl.DataFrame) -> str:
     )
     digest = hashlib.sha256()
     if lines.len():
-        digest.update(("\n".join(lines.to_list()) + "\n").encode())
+        digest.update((lines.str.join("\n").item() + "\n").encode())
     return digest.hexdigest()
 
 
