@@ -5,8 +5,8 @@ to the nearest double, which Excel shows back exactly as long as the amount has 
 significant digits; the CSV and JSON forms stay the exact reference. Times are Excel date-times
 in UTC. The workbook's created date is the statement's ``generated_for`` and xlsxwriter stamps
 every zip entry with one fixed date, so the same statement gives the same bytes. The Charges
-sheet's rows are written in bulk (``xlsx_rows``): its numbers are the exact decimal text of the
-CSV, which Excel reads to the nearest double.
+and Adjustments rows are written in bulk (``xlsx_rows``): their numbers are the exact decimal
+text of the CSV, which Excel reads to the nearest double.
 """
 
 from __future__ import annotations
@@ -23,15 +23,17 @@ from xlsxwriter.worksheet import Worksheet
 
 from models.statement import Statement
 from reports.statements.cells import (
+    adjustment_lines,
     charge_lines,
     check_amounts,
     money_text,
     ratio_text,
     summary_lines,
 )
-from reports.statements.xlsx_rows import fill_sheet
+from reports.statements.xlsx_rows import SheetRows, fill_sheets
 
-CHARGES_PART = "xl/worksheets/sheet2.xml"  # the second sheet added
+CHARGES_PART = "xl/worksheets/sheet2.xml"  # sheets in the order they are added
+ADJUSTMENTS_PART = "xl/worksheets/sheet3.xml"
 EXCEL_EPOCH_DAYS = 25569  # 1970-01-01 as an Excel serial day
 US_PER_DAY = 86_400_000_000
 
@@ -69,10 +71,10 @@ def _table(
     head: Format,
     columns: Sequence[tuple[str, float, Format | None]],
     rows: Iterable[Sequence[Any]],
-) -> int:
+) -> None:
     """Write a header row and ``rows`` (None = empty) under frozen headers with an autofilter.
 
-    Column formats apply to every cell of the column; return the number of rows written.
+    Column formats apply to every cell of the column. For small sheets (the burn-down).
     """
     for i, (_, width, fmt) in enumerate(columns):
         sheet.set_column(i, i, width, fmt)
@@ -82,10 +84,9 @@ def _table(
     for n, row in enumerate(rows, start=1):
         sheet.write_row(n, 0, row)
     sheet.autofilter(0, 0, max(n, 1), len(columns) - 1)
-    return n
 
 
-def _charge_cells(statement: Statement) -> tuple[pl.DataFrame, list[bool]]:
+def _charge_cells(statement: Statement) -> SheetRows:
     """Return the Charges sheet's cells as text (numbers as their exact decimal text)."""
     cells = charge_lines(statement).with_columns(
         statement.charges.select(_serial_time("end_at").cast(pl.String))
@@ -94,7 +95,15 @@ def _charge_cells(statement: Statement) -> tuple[pl.DataFrame, list[bool]]:
     return cells, [c in numeric for c in cells.columns]
 
 
-def _summary_cells(statement: Statement) -> tuple[pl.DataFrame, list[bool]]:
+def _adjustment_cells(statement: Statement) -> SheetRows:
+    """Return the Adjustments sheet's cells as text (numbers as their exact decimal text)."""
+    cells = adjustment_lines(statement).with_columns(
+        statement.adjustments.select(_serial_time("posted_at").cast(pl.String))
+    )
+    return cells, [c in ("amount", "posted_at") for c in cells.columns]
+
+
+def _summary_cells(statement: Statement) -> SheetRows:
     """Return the cells of the Charges sheet of a summarised statement."""
     cells = summary_lines(statement)
     return cells, [c in ("runs", "lines", "hours", "amount") for c in cells.columns]
@@ -108,7 +117,9 @@ def _bulk_header(book: xlsxwriter.Workbook, f: _Formats, cells: pl.DataFrame, na
     text: tuple[float, Format | None] = (12, None)
     widths: dict[str, tuple[float, Format | None]] = {
         "run_key": (30, None),
+        "reason": (40, None),
         "end_at": (19, f.time),
+        "posted_at": (19, f.time),
         "quantity": (10, f.quantity),
         "hours": (14, f.hours),
         "unit_price": (12, f.fine),
@@ -123,23 +134,6 @@ def _bulk_header(book: xlsxwriter.Workbook, f: _Formats, cells: pl.DataFrame, na
     sheet.freeze_panes(1, 0)
     sheet.write_row(0, 0, cells.columns, f.head)
     sheet.autofilter(0, 0, max(cells.height, 1), cells.width - 1)
-
-
-def _adjustments_sheet(book: xlsxwriter.Workbook, f: _Formats, statement: Statement) -> None:
-    frame = statement.adjustments.select(
-        "kind",
-        "refers_period",
-        "run_key",
-        "resource",
-        _number("amount"),
-        "reason",
-        "author",
-        _serial_time("posted_at").alias("posted_at"),
-    )
-    widths = [12, 13, 30, 10, 16, 40, 14, 19]
-    formats = [None, None, None, None, f.money, None, None, f.time]
-    columns = [(c, widths[i], formats[i]) for i, c in enumerate(frame.columns)]
-    _table(book.add_worksheet("Adjustments"), f.head, columns, frame.iter_rows())
 
 
 def _burndown_sheet(book: xlsxwriter.Workbook, f: _Formats, statement: Statement) -> None:
@@ -247,9 +241,10 @@ def render_xlsx(statement: Statement, *, itemise: bool = True) -> bytes:
     )
     f = _Formats(book, statement.decimals)
     _summary_sheet(book, f, statement, itemise)
-    cells, numeric = _charge_cells(statement) if itemise else _summary_cells(statement)
-    _bulk_header(book, f, cells, "Charges")
-    _adjustments_sheet(book, f, statement)
+    charges = _charge_cells(statement) if itemise else _summary_cells(statement)
+    adjustments = _adjustment_cells(statement)
+    _bulk_header(book, f, charges[0], "Charges")
+    _bulk_header(book, f, adjustments[0], "Adjustments")
     _burndown_sheet(book, f, statement)
     book.close()
-    return fill_sheet(buffer.getvalue(), CHARGES_PART, cells, numeric)
+    return fill_sheets(buffer.getvalue(), {CHARGES_PART: charges, ADJUSTMENTS_PART: adjustments})

@@ -1,11 +1,11 @@
 """Bulk rows of an XLSX worksheet written as SpreadsheetML by polars, not cell by cell.
 
 xlsxwriter spends ~10 µs of Python per cell: 100k charge lines × 16 columns take 15 s or
-more. For the one large sheet, the renderer lets xlsxwriter write the header, column widths
-and formats, frozen panes and the autofilter, then this module writes the data rows as
-``<row>`` elements built with polars string expressions (inline strings, numbers written as
-their exact decimal text) into that sheet's ``<sheetData>`` and re-zips the workbook with the
-same entries, order and timestamps. Cell styles are the column styles xlsxwriter wrote into
+more. For the line sheets (charges, adjustments), the renderer lets xlsxwriter write the
+header, column widths and formats, frozen panes and the autofilter, then this module writes
+the data rows as ``<row>`` elements built with polars string expressions (inline strings,
+numbers written as their exact decimal text) into each sheet's ``<sheetData>`` and re-zips the
+workbook with the same entries, order and timestamps. Cell styles are the column styles xlsxwriter wrote into
 ``<cols>``, so every cell has its column's number format.
 """
 
@@ -114,29 +114,37 @@ def column_styles(sheet_xml: bytes, columns: int) -> list[int | None]:
     return styles
 
 
-def fill_sheet(xlsx: bytes, sheet: str, cells: pl.DataFrame, numeric: Sequence[bool]) -> bytes:
-    """Return the workbook ``xlsx`` with ``cells`` as the data rows (from row 2) of ``sheet``.
+SheetRows = tuple[pl.DataFrame, Sequence[bool]]  # cells (all String) and which are numbers
 
-    ``sheet`` is the part name (``xl/worksheets/sheet2.xml``); it must hold only its header
-    row. Entries keep their order, timestamps and compression, so the bytes are reproducible.
+
+def _filled(data: bytes, cells: pl.DataFrame, numeric: Sequence[bool]) -> bytes:
+    """Return worksheet XML ``data`` (header row only) with ``cells`` as its rows from row 2."""
+    styles = column_styles(data, cells.width)
+    last = f"{column_letter(cells.width - 1)}{cells.height + 1}"
+    data = re.sub(rb'<dimension ref="[^"]*"/>', f'<dimension ref="A1:{last}"/>'.encode(), data)
+    head, tail = data.split(b"</sheetData>", 1)
+    return b"".join([head, rows_xml(cells, numeric, styles), b"</sheetData>", tail])
+
+
+def fill_sheets(xlsx: bytes, sheets: dict[str, SheetRows]) -> bytes:
+    """Return the workbook ``xlsx`` with each sheet's data rows (from row 2) written in.
+
+    ``sheets`` maps a part name (``xl/worksheets/sheet2.xml``) to its rows; each of those
+    sheets must hold only its header row. Entries keep their order and timestamps, so the
+    bytes are reproducible.
     """
-    if cells.height + 1 > MAX_ROWS:
-        raise ValueError(
-            f"{cells.height} lines do not fit in one XLSX sheet ({MAX_ROWS - 1} at most): "
-            "use the CSV or JSON form"
-        )
+    for cells, _ in sheets.values():
+        if cells.height + 1 > MAX_ROWS:
+            raise ValueError(
+                f"{cells.height} lines do not fit in one XLSX sheet ({MAX_ROWS - 1} at most): "
+                "use the CSV or JSON form"
+            )
     source = zipfile.ZipFile(io.BytesIO(xlsx))
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w") as target:
         for info in source.infolist():
             data = source.read(info)
-            if info.filename == sheet:
-                styles = column_styles(data, cells.width)
-                last = f"{column_letter(cells.width - 1)}{cells.height + 1}"
-                data = re.sub(
-                    rb'<dimension ref="[^"]*"/>', f'<dimension ref="A1:{last}"/>'.encode(), data
-                )
-                head, tail = data.split(b"</sheetData>", 1)
-                data = b"".join([head, rows_xml(cells, numeric, styles), b"</sheetData>", tail])
+            if info.filename in sheets:
+                data = _filled(data, *sheets[info.filename])
             target.writestr(info, data, compress_type=info.compress_type, compresslevel=1)
     return out.getvalue()

