@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from models.statement import Statement
-from reports.statements import render
+from reports.statements import pdf_form, render
 from reports.statements.pdf_form import dejavu_fonts, fallback_font, money_display
 from tests.reports.statement_fixtures import ALL, LI, ZOE, small_statement
 
@@ -116,3 +116,13 @@ def test_pdf_page_image_is_not_blank_and_draws_the_burndown(tmp_path: Path) -> N
     ink, blue = _inked(_page_image(_pdf(ALL["zero_budget"](), no_chart), no_chart))
     assert ink > 0.01
     assert blue == 0  # no burn-down days: no chart
+
+
+def test_without_dejavu_the_pdf_uses_helvetica_and_marks_what_it_cannot_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pdf_form, "FONT_DIRS", (tmp_path / "no-fonts",))
+    text = _text(_pdf(small_statement(), tmp_path))
+    assert "8,664.76 EUR" in text
+    assert ZOE in text  # Latin-1
+    assert "??" in text and LI not in text
