@@ -192,11 +192,16 @@ class TresItem(BaseModel):
 class RunVersion(BaseModel):
     """One stored content of a run (``GET /v1/runs/{run_key}/versions``)."""
 
-    version: int = Field(description="1 for the first content stored, then in storage order")
+    version: int = Field(
+        description="1 for the oldest by observed_at, then stage, then row_hash; last is current"
+    )
     is_current: bool
     row_hash: str = Field(description="MD5 of the content (provenance columns excluded)")
     batch_id: int = Field(description="the ingest batch that first stored this content")
     ingested_at: datetime
+    observed_at: datetime | None = Field(
+        default=None, description="the latest time the source observed this content"
+    )
     superseded_at: datetime | None = Field(description="null for the current version")
     superseded_by_batch: int | None
     run_key: str
