@@ -8,7 +8,8 @@ the strings ``"inf"``, ``"-inf"``, ``"nan"``.
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Literal
+from decimal import Decimal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -388,6 +389,7 @@ class SimulateRequest(BaseModel):
     ties: Literal["slurm", "merge"] | None = None
     shares: list[SharesOverride] = []
     as_of: datetime | None = Field(default=None, description="ISO 8601; default now (UTC)")
+    chart: bool = Field(default=False, description="add the comparison as a Vega-Lite chart")
 
 
 class SimulationRow(BaseModel):
@@ -403,8 +405,20 @@ class SimulationRow(BaseModel):
     rank_current: int | None
     rank_other: int | None
     rank_change: int | None = Field(description="positive: moves up")
+    charges_current: Decimal | None = Field(default=None, description="all periods, any grant")
+    charges_other: Decimal | None = None
+    charges_change: Decimal | None = None
+
+
+class GrantChange(BaseModel):
+    grant_id: str | None = Field(description="null: runs charged to no grant")
+    charges_current: Decimal
+    charges_other: Decimal
+    charges_change: Decimal
 
 
 class SimulationPublic(BaseModel):
     data: list[SimulationRow]
     count: int
+    grants: list[GrantChange] = []
+    chart: dict[str, Any] | None = Field(default=None, description="Vega-Lite, when asked for")

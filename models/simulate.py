@@ -1,8 +1,9 @@
-"""What-if: the same runs under another policy, factors side by side.
+"""What-if: the same runs under another policy, factors and charges side by side.
 
-Charge changes (another set of billing rates or grant rates) come with the money issue: this
-module compares fair-share usage and factors only. When ``models/charges.py`` lands, add
-``charge_cents_current`` / ``charge_cents_other`` columns here.
+Charges are compared when the runs carry ``models.charges.CHARGE_RUN_COLUMNS``: each
+association's total charge (all periods, every grant) under both policies, and each grant's
+total in ``grant_changes`` — what another set of rate cards, multipliers or grant memberships
+would have billed for the same history.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ from datetime import datetime
 import polars as pl
 from pydantic import ValidationError
 
+from models.charges import CHARGE_RUN_COLUMNS, charge_runs
 from models.errors import PolicyError, UnknownAssociation
 from models.fairshare import compute_factors
 from models.policy import Policy
+from models.statement import MONEY
 
 SIMULATION: dict[str, pl.DataType] = {
     "cluster": pl.String(),
@@ -29,6 +32,16 @@ SIMULATION: dict[str, pl.DataType] = {
     "rank_current": pl.Int64(),  # users only: 1 + users of the cluster with a higher factor
     "rank_other": pl.Int64(),
     "rank_change": pl.Int64(),  # positive: moves up the ranking
+    "charges_current": MONEY,  # everything the association's runs are charged, any grant
+    "charges_other": MONEY,
+    "charges_change": MONEY,
+}
+
+GRANT_CHANGES: dict[str, pl.DataType] = {
+    "grant_id": pl.String(),
+    "charges_current": MONEY,
+    "charges_other": MONEY,
+    "charges_change": MONEY,
 }
 
 _KEY = ["cluster", "account", "user"]
@@ -67,11 +80,62 @@ def simulate(
     now = _side(runs, current, as_of, "current")
     then = _side(runs, other, as_of, "other")
     joined = now.join(then, on=_KEY, how="full", coalesce=True, maintain_order="left_right")
+    charges = _association_charges(runs, current, other)
+    joined = joined.join(charges, on=_KEY, how="left", maintain_order="left")
     return joined.with_columns(
         (pl.col("raw_usage_other") - pl.col("raw_usage_current")).alias("raw_usage_change"),
         (pl.col("fairshare_other") - pl.col("fairshare_current")).alias("fairshare_change"),
         (pl.col("rank_current") - pl.col("rank_other")).alias("rank_change"),
+        (pl.col("charges_other") - pl.col("charges_current")).alias("charges_change"),
     ).select([pl.col(name).cast(dtype) for name, dtype in SIMULATION.items()])
+
+
+def _lines(runs: pl.LazyFrame, policy: Policy) -> pl.DataFrame:
+    if not set(CHARGE_RUN_COLUMNS) <= set(runs.collect_schema().names()):
+        return pl.DataFrame(
+            schema={
+                "cluster": pl.String,
+                "account": pl.String,
+                "user": pl.String,
+                "grant_id": pl.String,
+                "amount": MONEY,
+            }
+        )
+    return charge_runs(runs.select(CHARGE_RUN_COLUMNS).collect(), policy).lines
+
+
+def _association_charges(runs: pl.LazyFrame, current: Policy, other: Policy) -> pl.DataFrame:
+    """Return per user association, and per account (its users' sum), both policies' charges."""
+    zero = pl.lit(0, dtype=MONEY)
+    sides = []
+    for policy, name in ((current, "charges_current"), (other, "charges_other")):
+        lines = _lines(runs, policy)
+        users = lines.group_by(_KEY).agg(pl.col("amount").sum().alias(name))
+        accounts = (
+            lines.group_by("cluster", "account")
+            .agg(pl.col("amount").sum().alias(name))
+            .with_columns(user=pl.lit(""))
+        )
+        sides.append(pl.concat([users, accounts.select(users.columns)]))
+    both = sides[0].join(sides[1], on=_KEY, how="full", coalesce=True)
+    return both.with_columns(pl.col("charges_current", "charges_other").fill_null(zero))
+
+
+def grant_changes(runs: pl.LazyFrame, current: Policy, other: Policy) -> pl.DataFrame:
+    """Return ``GRANT_CHANGES``: each grant's total charge under both policies (runs charged to
+    no grant under a policy count under grant_id null)."""
+    zero = pl.lit(0, dtype=MONEY)
+    sides = [
+        _lines(runs, policy).group_by("grant_id").agg(pl.col("amount").sum().alias(name))
+        for policy, name in ((current, "charges_current"), (other, "charges_other"))
+    ]
+    both = sides[0].join(sides[1], on="grant_id", how="full", coalesce=True, nulls_equal=True)
+    return (
+        both.with_columns(pl.col("charges_current", "charges_other").fill_null(zero))
+        .with_columns(charges_change=pl.col("charges_other") - pl.col("charges_current"))
+        .sort("grant_id")
+        .select(list(GRANT_CHANGES))
+    )
 
 
 def policy_with(

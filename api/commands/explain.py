@@ -152,16 +152,24 @@ def register(app: typer.Typer) -> None:
         policy: Annotated[Path, typer.Option(help="the other policy (TOML)")],
         as_of: Annotated[str | None, typer.Option(help="ISO 8601 [default: now]")] = None,
         format: Annotated[Format, typer.Option(help="table, csv or json")] = Format.table,
+        chart: Annotated[
+            Path | None,
+            typer.Option(help="also draw the comparison to FILE (.svg, .png or .html)"),
+        ] = None,
     ) -> None:
-        """Compare each association's usage, factor and rank under the loaded and another policy."""
+        """Compare each association's usage, factor, rank and charges, and each grant's charges,
+        under the loaded and another policy."""
         from api.cli import _as_of
         from models.policy import load_policy
-        from models.simulate import simulate
+        from models.simulate import grant_changes, simulate
 
         current, runs = _read(ctx)
-        table = simulate(runs.lazy(), current, load_policy(policy), as_of=_as_of(as_of))
+        other = load_policy(policy)
+        table = simulate(runs.lazy(), current, other, as_of=_as_of(as_of))
+        grants = grant_changes(runs.lazy(), current, other)
         if format is Format.json:
-            typer.echo(json.dumps({"data": table.to_dicts(), "count": table.height}))
+            body = {"data": table.to_dicts(), "count": table.height, "grants": grants.to_dicts()}
+            typer.echo(json.dumps(body, default=str))
         elif format is Format.csv:
             typer.echo(table.write_csv(), nl=False)
         else:
@@ -169,3 +177,23 @@ def register(app: typer.Typer) -> None:
                 tbl_rows=-1, tbl_cols=-1, tbl_width_chars=250, tbl_hide_dataframe_shape=True
             ):
                 typer.echo(str(table))
+                typer.echo(str(grants))
+        if chart is not None:
+            _draw(table, grants, chart)
+
+
+def _draw(table: pl.DataFrame, grants: pl.DataFrame, path: Path) -> None:
+    """Write the what-if chart to ``path`` as SVG, PNG or standalone HTML (by its suffix)."""
+    from dashboards.export import chart_png, chart_svg
+    from dashboards.simulation import simulation_chart, simulation_spec
+
+    suffix = path.suffix.lower()
+    if suffix == ".svg":
+        path.write_bytes(chart_svg(simulation_spec(table, grants)))
+    elif suffix == ".png":
+        path.write_bytes(chart_png(simulation_spec(table, grants)))
+    elif suffix == ".html":
+        simulation_chart(table, grants).save(str(path), inline=True)
+    else:
+        raise FairledgerError(f"--chart {path}: use a .svg, .png or .html file name")
+    typer.echo(f"wrote {path}", err=True)

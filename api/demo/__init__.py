@@ -15,7 +15,7 @@ from importlib import resources
 
 import polars as pl
 
-from ingest.sources.sacct import parse_sacct
+from ingest.sources.sacct import SacctBatch, parse_sacct
 from models.policy import load_policy_text
 from models.store import Connection, has_batch_from, write_batch, write_policy
 
@@ -71,6 +71,25 @@ def _shifted(frame: pl.DataFrame, delta: timedelta) -> pl.DataFrame:
     return frame.with_columns(pl.col(times) + delta, *[rekey(k) for k in keys])
 
 
+def _demo_batch() -> SacctBatch:
+    files = resources.files("api.demo")
+    return parse_sacct(files.joinpath("sacct.txt").read_text("utf-8"), source=DEMO_SOURCE)
+
+
+def _shift(batch: SacctBatch, now: datetime) -> timedelta:
+    """Return the whole days that move the newest record to ``now``."""
+    newest = batch.runs.select(pl.max_horizontal("end_at", "start_at", "submit_at").max()).item()
+    return timedelta(days=max(0, (now - newest).days))
+
+
+def demo_policy(now: datetime | None = None) -> str:
+    """Return the policy text ``load_demo`` records when it loads at ``now``."""
+    now = now or datetime.now(UTC)
+    batch = _demo_batch()
+    oldest = batch.runs.select(pl.col("submit_at").min()).item()
+    return demo_policy_text(oldest + _shift(batch, now), now)
+
+
 def demo_policy_text(first_record: datetime, now: datetime) -> str:
     """Return the demo policy: ``policy.toml``, ``money.toml`` and ``compliance.toml`` with the
     grants running from the month of the first record for two years, a newer rate card from
@@ -107,11 +126,9 @@ def load_demo(con: Connection, *, now: datetime | None = None) -> DemoLoad:
     now = now or datetime.now(UTC)
     if has_batch_from(con, DEMO_SOURCE):
         return DemoLoad(loaded=False, tokens=_demo_tokens(con))
-    files = resources.files("api.demo")
-    batch = parse_sacct(files.joinpath("sacct.txt").read_text("utf-8"), source=DEMO_SOURCE)
-    newest = batch.runs.select(pl.max_horizontal("end_at", "start_at", "submit_at").max()).item()
+    batch = _demo_batch()
+    delta = _shift(batch, now)
     oldest = batch.runs.select(pl.col("submit_at").min()).item()
-    delta = timedelta(days=max(0, (now - newest).days))
     policy = load_policy_text(demo_policy_text(oldest + delta, now), origin="demo")
     version, _ = write_policy(con, policy, origin="demo/policy.toml + money.toml + compliance.toml")
     summary = write_batch(

@@ -19,23 +19,26 @@ from api.deps import ServiceDep
 from api.errors import NotReady
 from api.schemas import (
     ExplanationPublic,
+    GrantChange,
     Problem,
     SimulateRequest,
     SimulationPublic,
     SimulationRow,
 )
 from api.service import Service
+from models.charges import CHARGE_RUN_COLUMNS
 from models.errors import UnknownAssociation
 from models.explain import explain_association
 from models.policy import Policy, load_policy_text
-from models.simulate import policy_with, simulate
+from models.simulate import grant_changes, policy_with, simulate
 from models.snapshots import accounts_within
 from models.store import read_active_policy, read_runs
 from models.store.runs import USAGE_COLUMNS
 
 router = APIRouter(tags=["explain"])
 
-RUN_COLUMNS = (*USAGE_COLUMNS, "job_id")  # explain names its top runs by job id too
+# explain names its top runs by job id too; simulate charges the runs under both policies
+RUN_COLUMNS = tuple(dict.fromkeys((*USAGE_COLUMNS, "job_id", *CHARGE_RUN_COLUMNS)))
 
 _ERRORS: dict[int | str, dict[str, object]] = {
     s: {"model": Problem} for s in (401, 403, 404, 422, 503)
@@ -137,4 +140,11 @@ def simulate_policy(service: ServiceDep, body: SimulateRequest) -> SimulationPub
     )
     table = simulate(runs.lazy(), current, other, as_of=_utc(body.as_of, service))
     rows = [SimulationRow.model_validate(r) for r in table.iter_rows(named=True)]
-    return SimulationPublic(data=rows, count=len(rows))
+    by_grant = grant_changes(runs.lazy(), current, other)
+    grants = [GrantChange.model_validate(r) for r in by_grant.iter_rows(named=True)]
+    chart = None
+    if body.chart:
+        from dashboards.simulation import simulation_spec
+
+        chart = simulation_spec(table, by_grant)
+    return SimulationPublic(data=rows, count=len(rows), grants=grants, chart=chart)

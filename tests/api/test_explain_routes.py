@@ -6,6 +6,7 @@ import json
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 
 import httpx
@@ -161,3 +162,73 @@ def test_the_command_line_explains_and_simulates(tmp_path: Path) -> None:
     assert body["count"] == len(body["data"]) > 0
     roots = [r for r in body["data"] if r["account"] == "root" and not r["user"]]
     assert roots and all(r["raw_usage_other"] < r["raw_usage_current"] for r in roots)
+
+
+def test_simulate_other_rate_cards_shows_charge_changes_and_a_chart(site: Site) -> None:
+    admin = site.tokens["admin"]
+    same = site.server.request("POST", "/v1/simulate", token=admin, json={"as_of": AS_OF}).json()
+    assert same["grants"] and all(Decimal(g["charges_change"]) == 0 for g in same["grants"])
+    # the same policy with every price doubled: each grant's charges double, to the cent or so
+    with_cards = _active_policy_text(site)
+    doubled = _double_prices(with_cards)
+    answer = site.server.request(
+        "POST", "/v1/simulate", token=admin, json={"policy_toml": doubled, "chart": True}
+    )
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    for g in body["grants"]:
+        current, other = Decimal(g["charges_current"]), Decimal(g["charges_other"])
+        assert Decimal(g["charges_change"]) == other - current
+        if g["grant_id"] is not None:
+            assert abs(other - 2 * current) <= Decimal("0.01") * 5000  # per-line rounding only
+            assert other > current > 0
+    users = [r for r in body["data"] if r["user"] and r["charges_current"] not in (None, "0")]
+    assert users and all(Decimal(r["charges_change"]) >= 0 for r in users)
+    chart = body["chart"]
+    assert chart["$schema"].startswith("https://vega.github.io/schema/vega-lite/")
+    assert len(chart["hconcat"]) == 2
+
+
+def _active_policy_text(site: Site) -> str:
+    from api.demo import demo_policy
+
+    del site
+    return demo_policy()  # what the fixture's load_demo recorded today
+
+
+def _double_prices(text: str) -> str:
+    import re
+
+    return re.sub(
+        r'price = "([0-9.]+)"',
+        lambda m: f'price = "{Decimal(m.group(1)) * 2}"',
+        text,
+    )
+
+
+def test_the_command_line_draws_the_what_if_chart(tmp_path: Path) -> None:
+    db = tmp_path / "chart.duckdb"
+    con = open_store(db)
+    try:
+        load_demo(con)
+        policy = read_active_policy(con)
+    finally:
+        con.close()
+    assert policy is not None
+    other = tmp_path / "other.toml"
+    other.write_text(
+        policy.policy.model_copy(
+            update={
+                "charging": policy.policy.charging.model_copy(
+                    update={"uncharged_states": ["NODE_FAIL", "BOOT_FAIL", "FAILED", "CANCELLED"]}
+                )
+            }
+        ).to_toml()
+    )
+    svg = tmp_path / "whatif.svg"
+    made = _fairledger(db, "simulate", "--policy", str(other), "--chart", str(svg))
+    assert made.returncode == 0, made.stderr
+    assert "grant_id" in made.stdout  # the per-grant table follows the association table
+    text = svg.read_text()
+    assert text.startswith("<svg") and "Charge change per grant" in text
+    assert text.count("<path") > 10  # points and bars were drawn
