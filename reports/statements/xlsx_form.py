@@ -57,7 +57,9 @@ class _Formats:
         self.money = book.add_format({"num_format": f"#,##0{places};-#,##0{places}"})
         self.fine = book.add_format({"num_format": "0.000000"})
         self.hours = book.add_format({"num_format": "#,##0.000000"})
-        self.quantity = book.add_format({"num_format": "0.######"})
+        self.quantity = book.add_format(
+            {"num_format": "General"}
+        )  # 32, 0.5: as few places as needed
         self.count = book.add_format({"num_format": "0"})
         self.time = book.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"})
         self.date = book.add_format({"num_format": "yyyy-mm-dd"})

@@ -4,9 +4,9 @@ xlsxwriter spends ~10 µs of Python per cell: 100k charge lines × 16 columns ta
 more. For the line sheets (charges, adjustments), the renderer lets xlsxwriter write the
 header, column widths and formats, frozen panes and the autofilter, then this module writes
 the data rows as ``<row>`` elements built with polars string expressions (inline strings,
-numbers written as their exact decimal text) into each sheet's ``<sheetData>`` and re-zips the
-workbook with the same entries, order and timestamps. Cell styles are the column styles xlsxwriter wrote into
-``<cols>``, so every cell has its column's number format.
+numbers written as their exact decimal text) into each sheet's ``<sheetData>`` and re-zips
+the workbook with the same entries, order and timestamps. Cell styles are the column styles
+xlsxwriter wrote into ``<cols>``, so every cell has its column's number format.
 """
 
 from __future__ import annotations
