@@ -64,6 +64,15 @@ def _check_quantum(frame: pl.DataFrame, column: str, decimals: int, what: str) -
         )
 
 
+def run_out_note(statement: Statement) -> str | None:
+    """Return why there is no run-out date (None when there is one)."""
+    if statement.run_out is not None:
+        return None
+    if statement.closing_balance <= 0:
+        return "budget already used up"
+    return "not at this burn rate"
+
+
 def check_amounts(statement: Statement) -> None:
     """Raise ValueError if a charge or adjustment amount has more than ``decimals`` places."""
     _check_quantum(statement.charges, "amount", statement.decimals, "charge")

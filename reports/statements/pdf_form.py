@@ -22,7 +22,13 @@ from fontTools.ttLib import TTFont
 from fpdf import FPDF
 
 from models.statement import Statement
-from reports.statements.cells import check_amounts, date_text, money_text, time_text
+from reports.statements.cells import (
+    check_amounts,
+    date_text,
+    money_text,
+    run_out_note,
+    time_text,
+)
 from reports.statements.chart import burndown_png
 
 FONT_DIRS = (
@@ -219,7 +225,7 @@ def _header_rows(s: Statement) -> list[tuple[str, str]]:
 
 def _balance_rows(s: Statement) -> list[tuple[str, str]]:
     d, unit = s.decimals, s.unit
-    run_out = s.run_out.isoformat() if s.run_out is not None else "not at this rate"
+    run_out = s.run_out.isoformat() if s.run_out is not None else run_out_note(s) or ""
     return [
         ("Opening balance", f"{money_display(s.opening_balance, d)} {unit}"),
         ("Charges", f"{money_display(s.total_charges, d)} {unit}"),

@@ -28,6 +28,7 @@ from reports.statements.cells import (
     check_amounts,
     money_text,
     ratio_text,
+    run_out_note,
     summary_lines,
 )
 from reports.statements.xlsx_rows import SheetRows, fill_sheets
@@ -211,7 +212,7 @@ def _summary_sheet(book: xlsxwriter.Workbook, f: _Formats, s: Statement, itemise
     put("Closing balance", money(s.closing_balance), f.money)
     put("Budget used", float(ratio_text(s.budget_used)), f.percent)
     put("Burn rate per day", money(s.burn_rate_per_day), f.money)
-    put("Run-out date", day(s.run_out), f.date, None if s.run_out else "never at this rate")
+    put("Run-out date", day(s.run_out), f.date, run_out_note(s))
     for summary in s.summaries:
         row += 1
         sheet.write_row(row, 0, [f"By {summary.dimension}", "amount"], f.head)

@@ -106,6 +106,16 @@ def test_pdf_of_the_small_site_prints_names_adjustments_and_page_numbers(tmp_pat
     assert "6 charge lines" in text
 
 
+@pytest.mark.parametrize(
+    ("name", "note"),
+    [("zero_budget", "budget already used up"), ("empty", "not at this burn rate")],
+)
+def test_pdf_says_why_there_is_no_run_out_date(name: str, note: str, tmp_path: Path) -> None:
+    text = _text(_pdf(ALL[name](), tmp_path))
+    line = next(row for row in text.splitlines() if row.startswith("Run-out date"))
+    assert line.split(maxsplit=2)[-1].strip() == note
+
+
 def test_pdf_page_image_is_not_blank_and_draws_the_burndown(tmp_path: Path) -> None:
     ink, blue = _inked(_page_image(_pdf(small_statement(), tmp_path), tmp_path))
     assert ink > 0.02
