@@ -139,3 +139,13 @@ def test_an_unknown_format_is_refused_with_the_known_ones() -> None:
     render_html: Callable[[], bytes] = lambda: render(small_statement(), "html")  # noqa: E731
     with pytest.raises(ValueError, match="csv, xlsx, pdf, json"):
         render_html()
+
+
+def test_names_with_control_characters_quotes_and_newlines_survive_csv_and_json() -> None:
+    statement = small_statement()
+    odd = ["bell\x07", 'quote"back\\slash', "new\nline", "tab\t", "\u2028sep", "ok"]
+    charges = statement.charges.with_columns(user=pl.Series(odd))
+    changed = Statement(**{**statement.__dict__, "charges": charges})
+    document = json.loads(render(changed, "json"))
+    assert [c["user"] for c in document["charges"]] == odd
+    assert [r["user"] for r in _rows(changed) if r["line_type"] == "charge"] == odd
