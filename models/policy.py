@@ -123,7 +123,9 @@ class Policy(_Strict):
     grants: list[Grant] = []
     rate_cards: list[RateCard] = []
     charging: Charging = Charging()
-    compliance: Compliance = Compliance()
+    # left out of the TOML (so of the policy hash) while empty: a policy without a registry
+    # hashes as it did before the registry existed
+    compliance: Compliance = Field(default=Compliance(), exclude_if=lambda c: c == Compliance())
 
     @model_validator(mode="after")
     def _money_is_consistent(self) -> Policy:

@@ -104,3 +104,11 @@ def test_successive_inventory_entries_for_a_moved_node_are_accepted() -> None:
     )
     frame = inventory_frame(policy.compliance.nodes).filter(node="n4")
     assert frame.get_column("partitions").to_list() == [["a"], ["b"]]
+
+
+def test_a_policy_without_registry_keeps_its_toml_and_hash() -> None:
+    plain = load_policy_text('[[clusters]]\nname = "hpc"\n')
+    assert "compliance" not in plain.to_toml()  # so stores recorded before keep verifying
+    with_registry = load_policy_text(BASE)
+    assert "[[compliance.regimes]]" in with_registry.to_toml()
+    assert with_registry.sha256() != plain.sha256()
