@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Site
+from dashboard_site import Site
 from playwright.sync_api import Browser, ConsoleMessage, Page, Request, sync_playwright
 
 CHROMIUM = Path(os.environ.get("FAIRLEDGER_CHROMIUM", "/usr/bin/chromium"))

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from conftest import VIEWER_SEES, Site
+from dashboard_site import VIEWER_SEES, Site
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
