@@ -69,13 +69,47 @@ def _json(kind: Kind, expr: str) -> str:
 
 
 def record_line_sql() -> str:
-    """Return the SQL expression of a run version's record line (over the run columns)."""
+    """Return the SQL expression of a run version's record line (over the run columns).
+
+    Every string escaped character by character where needed: exact, but slow at scale (see
+    ``record_lines_sql`` for the fast path).
+    """
     parts = []
     for i, (name, kind) in enumerate(RECORD_COLUMNS):
         comma = "," if i else ""
         quoted = '"' + name + '"'
         parts.append(f"'{comma}{quoted}:' || {_json(kind, quoted)}")
     return "'{' || " + " || ".join(parts) + " || '}'"
+
+
+def _fast_json(kind: Kind, expr: str) -> str:
+    if kind == "str" or kind == "strs":
+        return f"coalesce(to_json({expr}), 'null')"
+    return _json(kind, expr)
+
+
+def _fast_line_sql() -> str:
+    """Return SQL of the record line with DuckDB's to_json for strings.
+
+    It equals the documented line unless a string holds a control character other than
+    \\b \\t \\n \\f \\r (to_json writes ``\\u001A`` where Python writes ``\\u001a``): such a line
+    contains ``\\u00``, which ``record_lines_sql`` sends to the exact expression.
+    """
+    parts = ["'{'"]
+    for i, (name, kind) in enumerate(RECORD_COLUMNS):
+        comma = "," if i else ""
+        quoted = '"' + name + '"'
+        parts += [f"'{comma}{quoted}:'", _fast_json(kind, quoted)]
+    return f"concat({', '.join(parts)}, '}}')"
+
+
+def record_lines_sql(where: str) -> str:
+    """Return SQL of (batch_id, run_key, record_line) over the run versions ``where`` selects."""
+    return (
+        f"SELECT batch_id, run_key, CASE WHEN contains(_fast, '\\u00') "
+        f"THEN {record_line_sql()} ELSE _fast END AS record_line "
+        f"FROM (SELECT *, {_fast_line_sql()} AS _fast FROM ({_versions(where)}))"
+    )
 
 
 def _versions(where: str) -> str:
@@ -100,8 +134,8 @@ def aggregate_sql(hashes: str, *, group: bool) -> str:
 def record_hashes_sql(where: str) -> str:
     """Return SQL of (batch_id, run_key, record_sha256) over the run versions ``where`` selects."""
     return (
-        f"SELECT batch_id, run_key, sha256({record_line_sql()}) AS record_sha256 "
-        f"FROM ({_versions(where)})"
+        f"SELECT batch_id, run_key, sha256(record_line) AS record_sha256 "
+        f"FROM ({record_lines_sql(where)})"
     )
 
 
@@ -132,9 +166,7 @@ def read_record_lines(con: duckdb.DuckDBPyConnection, run_keys: Sequence[str]) -
     """
     where = "WHERE run_key IN (SELECT unnest($1::VARCHAR[]))"
     return con.sql(
-        f"SELECT batch_id, run_key, {record_line_sql()} AS record_line "
-        f"FROM ({_versions(where)}) ORDER BY run_key, batch_id",
-        params=[list(run_keys)],
+        f"{record_lines_sql(where)} ORDER BY run_key, batch_id", params=[list(run_keys)]
     ).pl()
 
 

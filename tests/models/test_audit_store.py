@@ -74,7 +74,9 @@ def test_sql_record_lines_are_the_bytes_of_the_documented_python(con: Connection
                 "array_job_id": 2**62,
                 "start_at": datetime(1970, 1, 1, tzinfo=UTC),
                 "end_at": datetime(2026, 3, 31, 23, 59, 59, 999999, tzinfo=UTC),
-            }
+            },
+            # No control character, but a backslash before "u00": the exact path, same bytes.
+            {"run_key": "hpc/odd/2", "job_name": "C:\\u00e9 \t\n", "nodes": []},
         ],
     )
     stored = con.sql("SELECT * FROM run_versions ORDER BY run_key, batch_id").pl().to_dicts()
