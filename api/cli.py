@@ -16,7 +16,6 @@ import polars as pl
 import typer
 
 from api.commands import audit as audit_commands
-from api.commands import audit as audit_commands
 from api.commands import compliance as compliance_commands
 from api.commands import delivery as delivery_commands
 from api.commands import drift as drift_command
@@ -359,7 +358,6 @@ drift_command.register(app)  # fairledger drift
 quarantine_commands.register(app)  # fairledger quarantine list|retry
 explain_commands.register(app)  # fairledger explain, simulate
 sreport_commands.register(app)  # fairledger sreport cluster|user|job
-audit_commands.register(app)  # fairledger audit verify|bundle|head
 audit_commands.register(app)  # fairledger audit verify|bundle|head
 money_commands.register(app)  # fairledger statement, close-period, adjust, refund, grants, …
 compliance_commands.register(app)  # fairledger compliance verdicts|import-nodes

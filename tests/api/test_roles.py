@@ -144,9 +144,6 @@ EXPECTED = {
     ("GET", "/v1/audit/head"): {"auditor", "admin"},
     ("GET", "/v1/audit/entries"): {"auditor", "admin"},
     ("GET", "/v1/audit/bundle/{grant}/{period}"): {"auditor", "admin"},
-    ("GET", "/v1/audit/head"): {"auditor", "admin"},
-    ("GET", "/v1/audit/entries"): {"auditor", "admin"},
-    ("GET", "/v1/audit/bundle/{grant}/{period}"): {"auditor", "admin"},
 }
 
 
