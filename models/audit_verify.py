@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from models.audit_chain import AuditEntry, ChainCheck
 from models.audit_records import EMPTY_SHA256
@@ -58,12 +59,15 @@ def payload_findings(
     *,
     batch_hashes: Mapping[int, tuple[str, int]],
     policy_hashes: Mapping[int, str],
+    batch_rows: Mapping[int, Mapping[str, Any]] | None = None,
 ) -> list[Finding]:
     """Return entries whose payload does not match what was recomputed.
 
     ``batch_hashes``: {batch_id: (records_sha256, run versions)} recomputed for the batches;
     ``policy_hashes``: {version_id: SHA-256 of the stored policy text}. A policy version absent
     from ``policy_hashes`` is reported missing; a batch absent from ``batch_hashes`` has none.
+    ``batch_rows``: {batch_id: its ``ingest_batches`` row}; each field the entry also records
+    (source, counts) must be equal.
     """
     findings = []
     for entry in entries:
@@ -71,6 +75,8 @@ def payload_findings(
         subject = f"audit entry seq {entry.seq} ({entry.kind})"
         if entry.kind == "ingest_batch":
             batch = int(payload.get("batch_id", -1))
+            if batch_rows is not None:
+                findings += _summary_findings(entry.seq, batch, payload, batch_rows.get(batch))
             digest, count = batch_hashes.get(batch, (EMPTY_SHA256, 0))
             if count != payload.get("run_versions"):
                 findings.append(
@@ -105,3 +111,22 @@ def payload_findings(
                     )
                 )
     return findings
+
+
+def _summary_findings(
+    seq: int, batch: int, payload: Mapping[str, Any], row: Mapping[str, Any] | None
+) -> list[Finding]:
+    """Return a finding when the batch's summary row is missing or differs from its entry."""
+    subject = f"ingest batch {batch} (summary row)"
+    if row is None:
+        return [Finding(seq, subject, "missing from ingest_batches")]
+    for key, value in row.items():
+        if key in payload and payload[key] != value:
+            return [
+                Finding(
+                    seq,
+                    subject,
+                    f"{key} is {value!r}, audit entry seq {seq} records {payload[key]!r}",
+                )
+            ]
+    return []

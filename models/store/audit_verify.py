@@ -26,6 +26,21 @@ from models.store.audit_records import aggregate_sql, record_hashes_sql
 # have millions).
 _MAX_RECORD_FINDINGS = 1000
 
+# The ingest_batches columns an ingest_batch entry also records.
+_SUMMARY = (
+    "batch_id",
+    "source",
+    "scheduler",
+    "lines_read",
+    "runs_new",
+    "runs_changed",
+    "runs_unchanged",
+    "steps_new",
+    "steps_changed",
+    "steps_unchanged",
+    "quarantined",
+)
+
 
 def _log_started_at(con: duckdb.DuckDBPyConnection) -> object:
     rows = con.execute("SELECT applied_at FROM schema_migrations WHERE version = 7").fetchall()
@@ -60,7 +75,11 @@ def verify_store(con: duckdb.DuckDBPyConnection) -> VerifyReport:
             "SELECT version_id, sha256(policy_toml) FROM policy_versions"
         ).fetchall()
     }
-    findings += payload_findings(entries, batch_hashes=recorded, policy_hashes=policies)
+    summary = con.sql(f"SELECT {', '.join(_SUMMARY)} FROM ingest_batches").pl()
+    batch_rows = {int(row["batch_id"]): row for row in summary.to_dicts()}
+    findings += payload_findings(
+        entries, batch_hashes=recorded, policy_hashes=policies, batch_rows=batch_rows
+    )
     started = _log_started_at(con)
     pre_log = {
         int(b)

@@ -217,3 +217,10 @@ def test_an_altered_policy_text_is_named(con: Connection) -> None:
         con, "UPDATE policy_versions SET policy_toml = replace(policy_toml, '1000', '9000')"
     )
     assert messages[0].startswith("audit entry seq 1 (policy_version): policy version 1 hashes")
+
+
+def test_an_altered_batch_summary_is_named(con: Connection) -> None:
+    messages = _tampered(con, "UPDATE ingest_batches SET runs_new = 4 WHERE batch_id = 1")
+    assert messages[0] == (
+        "ingest batch 1 (summary row): runs_new is 4, audit entry seq 2 records 5"
+    )
