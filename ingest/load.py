@@ -19,7 +19,7 @@ from typing import BinaryIO
 
 import polars as pl
 
-from ingest.sources.sacct import KNOWN_FIELDS, SacctBatch, _is_header, parse_sacct
+from ingest.sources.sacct import KNOWN_FIELDS, SacctBatch, is_header, parse_sacct
 from models.errors import ParseError
 from models.frames import QUARANTINE, empty
 from models.store import BatchSummary, Connection, write_batch
@@ -193,7 +193,7 @@ def _load_chunked(
             text = _decode(b"".join(raw_lines))
             if not batches:
                 first = next((line for line in text.split("\n") if line.strip()), "")
-                header = first if first and _is_header(first) else None
+                header = first if first and is_header(first) else None
                 parsed_with = ParsedWith("sacct", field_order(first, fields), cluster, tz)
                 chunk_text, offset = text, 0
             elif header is not None:
@@ -240,7 +240,7 @@ def _chunks(
         if names is None:
             if raw.strip():  # the first line that is not blank: a header, or data
                 line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
-                header = _is_header(line)
+                header = is_header(line)
                 names = [n.strip().lower() for n in (line.split("|") if header else fields or [])]
                 job_field = _job_field(names)
         elif len(pending) >= chunk_lines and job_field is not None and _starts_job(raw, job_field):

@@ -1,0 +1,199 @@
+"""The column expressions that turn split sacct fields (raw strings ``r_<field>``) into typed
+run and step columns, and the tables of values parsed once per distinct text (AllocTRES,
+NodeList) that are joined back to the lines.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from ingest.sources.sacct_fields import (
+    DURATION,
+    JOB_ID,
+    MB_SCALE,
+    NO_LIMIT,
+    SIZE_SCALE,
+    STATE,
+    STATE_CODES,
+    TIME_FORMAT,
+    TRES_ITEM,
+)
+from models import frames
+from models.hostlist import expand_hostlist
+
+
+def tres_table(alloc_tres: pl.Series) -> pl.DataFrame:
+    """Return, per distinct AllocTRES text, the TRES list and the counts runs carry.
+
+    Memory-like TRES (mem, vmem, fs/*, bb/*) with a unit are converted to MB; any other TRES
+    with a unit is multiplied out (``K`` = 1024). ``_tres_error`` is the first bad item.
+    """
+    distinct = pl.DataFrame({"r_alloctres": alloc_tres.unique()}).drop_nulls().with_row_index("_id")
+    items = (
+        distinct.with_columns(pl.col("r_alloctres").str.split(",").alias("_item"))
+        .explode("_item")
+        .filter(pl.col("r_alloctres") != "")
+        .with_columns(pl.col("_item").str.extract_groups(TRES_ITEM).alias("_g"))
+        .with_columns(
+            pl.col("_g").struct.field("1").str.strip_chars().str.to_lowercase().alias("name"),
+            pl.col("_g").struct.field("2").cast(pl.Float64).alias("_value"),
+            pl.col("_g").struct.field("3").alias("_unit"),
+        )
+    )
+    memory_like = pl.col("name").is_in(["mem", "vmem"]) | pl.col("name").str.contains("^(fs|bb)/")
+    scale = (
+        pl.when(memory_like)
+        .then(pl.col("_unit").replace_strict(MB_SCALE, return_dtype=pl.Float64))
+        .otherwise(pl.col("_unit").replace_strict(SIZE_SCALE, return_dtype=pl.Float64))
+    )
+    items = items.with_columns((pl.col("_value") * scale).alias("count"))
+    typed_gpu = pl.col("name").str.starts_with("gres/gpu:")
+
+    def first(name: str) -> pl.Expr:
+        return pl.col("count").filter(pl.col("name") == name).first()
+
+    per_value = items.group_by("_id").agg(
+        pl.struct("name", "count").alias("tres"),
+        pl.col("_item").filter(pl.col("name").is_null()).first().alias("_tres_error"),
+        first("cpu").alias("_tres_cpu"),
+        first("node").alias("_tres_node"),
+        first("mem").alias("alloc_mem_mb"),
+        first("billing").alias("billing"),
+        pl.coalesce(first("gres/gpu"), pl.col("count").filter(typed_gpu).sum()).alias("_gpus"),
+        pl.col("name").filter(typed_gpu).unique().alias("_gpu_types"),
+    )
+    only_type = pl.col("_gpu_types").list.first().str.strip_prefix("gres/gpu:")
+    return distinct.join(per_value, on="_id", how="left").select(
+        "r_alloctres",
+        pl.col("tres").fill_null(pl.lit([], frames.RUNS["tres"])),
+        "_tres_error",
+        "_tres_cpu",
+        "_tres_node",
+        "alloc_mem_mb",
+        "billing",
+        pl.col("_gpus").fill_null(0.0),
+        pl.when(pl.col("_gpu_types").list.len() == 1).then(only_type).alias("gpu_type"),
+    )
+
+
+def node_table(node_lists: pl.Series) -> pl.DataFrame:
+    """Return, per distinct NodeList text, the expanded nodes or why they cannot be."""
+    values = node_lists.unique().drop_nulls().to_list()
+    expanded: list[list[str] | None] = []
+    errors: list[str | None] = []
+    for value in values:
+        try:
+            expanded.append(expand_hostlist(value))
+            errors.append(None)
+        except ValueError as exc:
+            expanded.append(None)
+            errors.append(str(exc))
+    return pl.DataFrame(
+        {"r_nodelist": values, "nodes": expanded, "_node_error": errors},
+        schema={"r_nodelist": pl.String, "nodes": pl.List(pl.String), "_node_error": pl.String},
+    )
+
+
+def raw(name: str) -> pl.Expr:
+    return pl.col(f"r_{name}")
+
+
+def text(name: str) -> pl.Expr:
+    """Return raw column ``name`` with empty values as null."""
+    return pl.when(raw(name) != "").then(raw(name))
+
+
+def integer(name: str) -> pl.Expr:
+    return raw(name).str.to_integer(strict=False)
+
+
+def local_time(name: str) -> pl.Expr:
+    return raw(name).str.to_datetime(TIME_FORMAT, strict=False, time_unit="us")
+
+
+def utc_time(name: str, tz: str) -> pl.Expr:
+    """Return the UTC time in raw column ``name``, read as local time in ``tz``."""
+    local = local_time(name)
+    if tz == "UTC":
+        return local.dt.replace_time_zone("UTC")
+    return local.dt.replace_time_zone(
+        tz, ambiguous="earliest", non_existent="null"
+    ).dt.convert_time_zone("UTC")
+
+
+def seconds(name: str) -> pl.Expr:
+    """Return the seconds of a ``[D-][HH:]MM:SS`` duration in raw column ``name``."""
+    g = raw(name).str.extract_groups(DURATION)
+    days, hours, minutes, seconds = (g.struct.field(str(i)).cast(pl.Int64) for i in range(1, 5))
+    return days.fill_null(0) * 86400 + hours.fill_null(0) * 3600 + minutes * 60 + seconds
+
+
+def typed_columns(names: list[str], cluster: str | None, tz: str) -> list[pl.Expr]:
+    """Return the expressions that turn raw string columns into typed ones."""
+    job_id = pl.coalesce(text("jobid"), text("jobidraw"))
+    job_id_raw = pl.coalesce(text("jobidraw"), text("jobid"))
+    ids = job_id.str.extract_groups(JOB_ID)
+    array_task, het_offset = ids.struct.field("2"), ids.struct.field("3")
+    base = ids.struct.field("1").cast(pl.Int64, strict=False)
+    state = raw("state").str.extract_groups(STATE)
+    elapsed = integer("elapsedraw") if "elapsedraw" in names else seconds("elapsed")
+    limit_field = "timelimitraw" if "timelimitraw" in names else "timelimit"
+    limit = integer(limit_field) * 60 if limit_field == "timelimitraw" else seconds(limit_field)
+    return [
+        (pl.lit(cluster, pl.String) if cluster else text("cluster")).alias("cluster"),
+        job_id.alias("job_id"),
+        job_id_raw.alias("job_id_raw"),
+        job_id_raw.str.contains(".", literal=True).fill_null(False).alias("_is_step"),
+        job_id_raw.str.extract(r"^([^.]*)").alias("_run_id_raw"),
+        job_id_raw.str.extract(r"\.(.*)$").alias("step_id"),
+        base.alias("_id_base"),
+        pl.when(array_task.is_not_null()).then(base).alias("array_job_id"),
+        array_task.alias("array_task_id"),
+        pl.when(het_offset.is_not_null()).then(base).alias("het_job_id"),
+        het_offset.cast(pl.Int32, strict=False).alias("het_offset"),
+        *(text(c).alias(c) for c in ("user", "account", "partition", "qos", "reservation")),
+        text("exitcode").alias("exit_code"),
+        text("jobname").alias("job_name"),
+        text("nodelist").alias("nodelist"),
+        state.struct.field("1").replace(STATE_CODES).alias("state"),
+        state.struct.field("2").cast(pl.Int64, strict=False).alias("state_by_uid"),
+        *(utc_time(c, tz).alias(f"{c}_at") for c in ("submit", "eligible", "start", "end")),
+        elapsed.alias("_elapsed"),
+        pl.when(~raw(limit_field).is_in(NO_LIMIT)).then(limit).alias("timelimit_s"),
+        pl.coalesce("_tres_cpu", integer("alloccpus"), integer("ncpus"))
+        .cast(pl.Int32, strict=False)
+        .alias("alloc_cpus"),
+        pl.coalesce("_tres_node", integer("allocnodes"), integer("nnodes"))
+        .cast(pl.Int32, strict=False)
+        .alias("alloc_nodes"),
+        pl.col("_gpus").cast(pl.Int32, strict=False).alias("alloc_gpus"),
+        pl.col("line_no").alias("source_line"),
+        pl.int_range(pl.len(), dtype=pl.Int64).alias("_row"),
+    ]
+
+
+def derived_columns() -> list[pl.Expr]:
+    """Return elapsed time, and for each line the row of its allocation line."""
+    return [
+        pl.coalesce("_elapsed", (pl.col("end_at") - pl.col("start_at")).dt.total_seconds()).alias(
+            "elapsed_s"
+        ),
+        # A step belongs to the nearest allocation line above it (see parse_sacct).
+        pl.when(~pl.col("_is_step"))
+        .then(pl.col("_row"))
+        .forward_fill()
+        .over("cluster", "_run_id_raw")
+        .alias("_alloc_row"),
+        pl.when(~pl.col("_is_step") & pl.col("_shape_ok"))
+        .then(pl.col("submit_at").dt.epoch("s"))
+        .alias("_alloc_submit_s"),
+    ]
+
+
+def key_columns() -> list[pl.Expr]:
+    run_submit = pl.col("_alloc_submit_s").gather(pl.col("_alloc_row"))
+    return [
+        run_submit.alias("_run_submit_s"),
+        pl.format("{}/{}/{}", "cluster", "_run_id_raw", run_submit).alias("run_key"),
+        pl.format("{}/{}/{}", "cluster", "job_id_raw", run_submit).alias("step_key"),
+    ]
