@@ -112,18 +112,21 @@ def _upsert(
     staged = conform(frame, {**schema, "observed_at": UTC_TIME}).with_columns(
         pl.col("observed_at").fill_null(pl.lit(observed_at, UTC_TIME))
     )
-    staged = staged.with_row_index("_line")
+    hashed = (
+        f"SELECT *, {_hash_sql(schema)} AS row_hash, ?::BIGINT AS batch_id, "
+        f"now() AS ingested_at FROM incoming"
+    )
+    if not staged[key].is_unique().all():
+        # One row per (key, content): the latest observation, and of those the later line.
+        staged = staged.with_row_index("_line")
+        hashed = (
+            f"SELECT * EXCLUDE (_line, _n) FROM (SELECT *, row_number() OVER ("
+            f"PARTITION BY {key}, row_hash ORDER BY observed_at DESC, _line DESC) AS _n "
+            f"FROM ({hashed})) WHERE _n = 1"
+        )
     con.register("incoming", staged.to_arrow())
     try:
-        # One row per (key, content): the latest observation, and of those the later line.
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE staged AS SELECT * EXCLUDE (_line, _n) FROM ("
-            f"SELECT *, row_number() OVER (PARTITION BY {key}, row_hash "
-            f"ORDER BY observed_at DESC, _line DESC) AS _n FROM ("
-            f"SELECT *, {_hash_sql(schema)} AS row_hash, ?::BIGINT AS batch_id, "
-            f"now() AS ingested_at FROM incoming)) WHERE _n = 1",
-            [batch_id],
-        )
+        con.execute(f"CREATE OR REPLACE TEMP TABLE staged AS {hashed}", [batch_id])
     finally:
         con.unregister("incoming")
     keys = f"SEMI JOIN (SELECT DISTINCT {key} FROM staged) s ON t.{key} = s.{key}"
