@@ -212,63 +212,41 @@ def verify_chain(
     count = 0
     for position, entry in enumerate(entries):
         count = position + 1
-        if entry.seq != expected_seq:
-            what = "missing or deleted" if entry.seq > expected_seq else "repeated or reordered"
-            return ChainCheck(
-                position,
-                prev,
-                ChainProblem(
-                    entry.seq,
-                    position,
-                    "sequence",
-                    f"expected seq {expected_seq} at position {position + 1}, found seq "
-                    f"{entry.seq} (entries {what})",
-                ),
-            )
-        if entry.payload is not None:
-            actual_payload = sha256_hex(entry.payload)
-            if actual_payload != entry.payload_sha256:
-                return ChainCheck(
-                    position,
-                    prev,
-                    ChainProblem(
-                        entry.seq,
-                        position,
-                        "payload_sha256",
-                        f"the payload hashes to {actual_payload}, the entry records "
-                        f"{entry.payload_sha256}",
-                    ),
-                )
-            problem = _payload_problem(entry.seq, entry.payload, position)
-            if problem is not None:
-                return ChainCheck(position, prev, problem)
-        if entry.prev_sha256 != prev:
-            return ChainCheck(
-                position,
-                prev,
-                ChainProblem(
-                    entry.seq,
-                    position,
-                    "prev_sha256",
-                    f"the entry records prev {entry.prev_sha256}, the previous entry's hash "
-                    f"is {prev}",
-                ),
-            )
-        actual_entry = sha256_hex(canonical_json(entry.header()))
-        if actual_entry != entry.entry_sha256:
-            return ChainCheck(
-                position,
-                prev,
-                ChainProblem(
-                    entry.seq,
-                    position,
-                    "entry_sha256",
-                    f"the header hashes to {actual_entry}, the entry records {entry.entry_sha256}",
-                ),
-            )
+        problem = _entry_problem(entry, position, expected_seq=expected_seq, prev=prev)
+        if problem is not None:
+            return ChainCheck(position, prev, problem)
         prev = entry.entry_sha256
         expected_seq += 1
     return ChainCheck(count, prev, None)
+
+
+def _entry_problem(
+    entry: AuditEntry, position: int, *, expected_seq: int, prev: str
+) -> ChainProblem | None:
+    """Return the first problem of one entry given what precedes it, or None."""
+    if entry.seq != expected_seq:
+        what = "missing or deleted" if entry.seq > expected_seq else "repeated or reordered"
+        found = f"found seq {entry.seq} (entries {what})"
+        detail = f"expected seq {expected_seq} at position {position + 1}, {found}"
+        return ChainProblem(entry.seq, position, "sequence", detail)
+    if entry.payload is not None:
+        actual_payload = sha256_hex(entry.payload)
+        if actual_payload != entry.payload_sha256:
+            detail = f"the payload hashes to {actual_payload}, the entry records"
+            return ChainProblem(
+                entry.seq, position, "payload_sha256", f"{detail} {entry.payload_sha256}"
+            )
+        problem = _payload_problem(entry.seq, entry.payload, position)
+        if problem is not None:
+            return problem
+    if entry.prev_sha256 != prev:
+        detail = f"the entry records prev {entry.prev_sha256}, the previous entry's hash is {prev}"
+        return ChainProblem(entry.seq, position, "prev_sha256", detail)
+    actual_entry = sha256_hex(canonical_json(entry.header()))
+    if actual_entry != entry.entry_sha256:
+        detail = f"the header hashes to {actual_entry}, the entry records {entry.entry_sha256}"
+        return ChainProblem(entry.seq, position, "entry_sha256", detail)
+    return None
 
 
 def _payload_problem(seq: int, payload: str, position: int) -> ChainProblem | None:

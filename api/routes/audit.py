@@ -51,16 +51,7 @@ class AuditEntryList(BaseModel):
 
 
 def _public(entry: AuditEntry) -> AuditEntryPublic:
-    return AuditEntryPublic(
-        seq=entry.seq,
-        at=entry.at,
-        kind=entry.kind,
-        actor=entry.actor,
-        payload=entry.payload,
-        payload_sha256=entry.payload_sha256,
-        prev_sha256=entry.prev_sha256,
-        entry_sha256=entry.entry_sha256,
-    )
+    return AuditEntryPublic.model_validate(entry, from_attributes=True)
 
 
 @router.get(
