@@ -301,10 +301,24 @@ def _total(batches: list[BatchSummary]) -> BatchSummary:
 def field_order(text: str, fields: list[str] | None) -> tuple[str, ...] | None:
     """Return the field order a quarantined line of ``text`` is parsed again with: the file's
     header when it has one (it wins over ``fields``, as in ``parse_sacct``), else ``fields``."""
-    first = next((line for line in text.splitlines() if line.strip()), "")
+    first = _first_line(text)
     names = [n.strip() for n in first.split("|")]
     if len(names) > 1 and names[-1] == "":
         names.pop()
     if fields is None or all(n.lower() in _KNOWN for n in names):
         return tuple(names)
     return tuple(fields)
+
+
+def _first_line(text: str) -> str:
+    """Return the first non-blank line of ``text`` (as ``str.splitlines`` cuts lines), or "",
+    without splitting the whole text."""
+    start = 0
+    while start < len(text):
+        end = text.find("\n", start)
+        end = len(text) if end < 0 else end + 1
+        for line in text[start:end].splitlines():
+            if line.strip():
+                return line
+        start = end
+    return ""

@@ -143,13 +143,16 @@ def parse_sacct(
         if errors.height
         else pl.lit(None, pl.String)
     )
+    typed = typed_columns(names, cluster, tz)
     # One pass computes every line's columns; runs, steps and refused lines are cut from it.
     parsed = (
         table.lazy()
         .join(tres_table(table["r_alloctres"]).lazy(), on="r_alloctres", how="left",
               maintain_order="left")
         .with_columns(node_error.alias("_node_error"))
-        .with_columns(typed_columns(names, cluster, tz))
+        .with_columns(typed[0])
+        .with_columns(typed[1])
+        .with_columns(typed[2])
         .with_columns(derived_columns())
         .with_columns(key_columns())
         .with_columns(pl.any_horizontal([c.bad.fill_null(False) for c in checks]).alias("_bad"))
@@ -263,7 +266,7 @@ def _split(lines: pl.DataFrame, names: list[str]) -> pl.DataFrame:
     others = counted.filter(pl.col("_pieces") != n)
     if others.is_empty():
         return split
-    return split.merge_sorted(_split_odd(others, names), key="line_no")
+    return pl.concat([split, _split_odd(others, names)]).sort("line_no")
 
 
 def _split_odd(lines: pl.DataFrame, names: list[str]) -> pl.DataFrame:

@@ -128,24 +128,32 @@ def seconds(name: str) -> pl.Expr:
     return days.fill_null(0) * 86400 + hours.fill_null(0) * 3600 + minutes * 60 + seconds
 
 
-def typed_columns(names: list[str], cluster: str | None, tz: str) -> list[pl.Expr]:
-    """Return the expressions that turn raw string columns into typed ones."""
+def typed_columns(names: list[str], cluster: str | None, tz: str) -> list[list[pl.Expr]]:
+    """Return the expressions that turn raw string columns into typed ones, in stages: each
+    stage reads columns of the stages before it (so a regular expression runs once)."""
     job_id = pl.coalesce(text("jobid"), text("jobidraw"))
     job_id_raw = pl.coalesce(text("jobidraw"), text("jobid"))
-    ids = job_id.str.extract_groups(JOB_ID)
+    ids = pl.col("_ids")
     array_task, het_offset = ids.struct.field("2"), ids.struct.field("3")
     base = ids.struct.field("1").cast(pl.Int64, strict=False)
-    state = raw("state").str.extract_groups(STATE)
+    state = pl.col("_state")
     elapsed = integer("elapsedraw") if "elapsedraw" in names else seconds("elapsed")
     limit_field = "timelimitraw" if "timelimitraw" in names else "timelimit"
     limit = integer(limit_field) * 60 if limit_field == "timelimitraw" else seconds(limit_field)
-    return [
-        (pl.lit(cluster, pl.String) if cluster else text("cluster")).alias("cluster"),
+    run_and_step = pl.col("job_id_raw").str.splitn(".", 2)
+    first = [
         job_id.alias("job_id"),
         job_id_raw.alias("job_id_raw"),
-        job_id_raw.str.contains(".", literal=True).fill_null(False).alias("_is_step"),
-        job_id_raw.str.extract(r"^([^.]*)").alias("_run_id_raw"),
-        job_id_raw.str.extract(r"\.(.*)$").alias("step_id"),
+        raw("state").str.extract_groups(STATE).alias("_state"),
+    ]
+    second = [
+        pl.col("job_id").str.extract_groups(JOB_ID).alias("_ids"),
+        pl.col("job_id_raw").str.contains(".", literal=True).fill_null(False).alias("_is_step"),
+        run_and_step.struct[0].alias("_run_id_raw"),
+        run_and_step.struct[1].alias("step_id"),
+    ]
+    third = [
+        (pl.lit(cluster, pl.String) if cluster else text("cluster")).alias("cluster"),
         base.alias("_id_base"),
         pl.when(array_task.is_not_null()).then(base).alias("array_job_id"),
         array_task.alias("array_task_id"),
@@ -170,6 +178,7 @@ def typed_columns(names: list[str], cluster: str | None, tz: str) -> list[pl.Exp
         pl.col("line_no").alias("source_line"),
         pl.int_range(pl.len(), dtype=pl.Int64).alias("_row"),
     ]
+    return [first, second, third]
 
 
 def derived_columns() -> list[pl.Expr]:
