@@ -1,16 +1,26 @@
 """Ingest and recompute figures for a synthetic sacct dump, with DuckDB's read_csv as baseline.
 
-    python bench/bench_ingest.py [--jobs 1000000] [--seed 42] [--workdir bench/out]
+    python bench/bench_ingest.py [--jobs 1000000] [--seed 42] [--workdir bench/out] [--repeat 1]
 
 Prints, for one run on this machine: generation time, DuckDB ``read_csv`` of the file (the floor:
 no validation, no quarantine, no upsert), ``fairledger ingest file`` of the same file into an
 on-disk store (parse + validate + upsert), the ratio of the two, a second load of the same file
 (idempotent: nothing changes), and a full fair-share recompute over the stored runs.
+
+Each step shows wall seconds and the process's CPU seconds (steadier than wall time when other
+work shares the machine). The baseline runs in a child process, so each peak RSS is its own:
+the baseline's, and this process's after the first ingest (policy and store opened, file
+parsed and landed). With ``--repeat N`` the baseline and the first ingest run N times,
+alternating, into fresh files, and the medians are compared.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -25,15 +35,57 @@ sys.path.insert(0, str(ROOT))
 from ingest.load import load_sacct_file  # noqa: E402
 from models.fairshare import compute_factors  # noqa: E402
 from models.policy import load_policy  # noqa: E402
-from models.store import open_store, read_runs, write_policy  # noqa: E402
+from models.store import Connection, open_store, read_runs, write_policy  # noqa: E402
 
 
 def _timed(label: str, fn):  # type: ignore[no-untyped-def]
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     result = fn()
-    seconds = time.perf_counter() - t0
-    print(f"{label:<58} {seconds:8.2f} s", flush=True)
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    print(f"{label:<58} {seconds:8.2f} s  (CPU {cpu:6.2f} s)", flush=True)
     return seconds, result
+
+
+def _peak_rss_gb() -> float:
+    """Return this process's peak resident set size so far, in GB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
+
+
+def read_csv_baseline(dump: Path, db: Path) -> dict[str, float]:
+    """Return wall and CPU seconds, rows and peak RSS of DuckDB reading ``dump`` into ``db``."""
+    db.unlink(missing_ok=True)
+    t0, c0 = time.perf_counter(), time.process_time()
+    con = duckdb.connect(str(db))
+    con.execute(
+        f"CREATE TABLE raw AS SELECT * FROM read_csv('{dump}', delim='|', header=true, "
+        "quote='', escape='', all_varchar=true, ignore_errors=true, "
+        "nullstr=['', 'Unknown', 'None'])"
+    )
+    con.execute("CHECKPOINT")
+    count = con.execute("SELECT count(*) FROM raw").fetchall()[0][0]
+    con.close()
+    return {
+        "wall_s": time.perf_counter() - t0,
+        "cpu_s": time.process_time() - c0,
+        "rows": int(count),
+        "peak_rss_gb": _peak_rss_gb(),
+    }
+
+
+def _baseline_in_child(dump: Path, db: Path) -> dict[str, float]:
+    done = subprocess.run(
+        [sys.executable, __file__, "--baseline-only", str(dump), str(db)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    figures: dict[str, float] = json.loads(done.stdout)
+    print(
+        f"{'baseline: DuckDB read_csv -> on-disk table':<58} {figures['wall_s']:8.2f} s  "
+        f"(CPU {figures['cpu_s']:6.2f} s)  peak RSS {figures['peak_rss_gb']:.2f} GB",
+        flush=True,
+    )
+    return figures
 
 
 def main() -> None:
@@ -41,7 +93,12 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--workdir", type=Path, default=ROOT / "bench" / "out")
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--baseline-only", nargs=2, type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.baseline_only:
+        print(json.dumps(read_csv_baseline(*args.baseline_only)))
+        return
     args.workdir.mkdir(parents=True, exist_ok=True)
     dump = args.workdir / f"sacct_{args.jobs}.txt"
     policy_file = Path(f"{dump}.policy.toml")
@@ -64,32 +121,31 @@ def main() -> None:
     lines = sum(1 for _ in dump.open("rb")) - 1
     print(f"file: {dump} ({size_mb:,.0f} MB, {lines:,} data lines)")
 
+    print(f"load average before: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     baseline_db = args.workdir / "baseline.duckdb"
-    baseline_db.unlink(missing_ok=True)
-
-    def read_csv() -> int:
-        con = duckdb.connect(str(baseline_db))
-        con.execute(
-            f"CREATE TABLE raw AS SELECT * FROM read_csv('{dump}', delim='|', header=true, "
-            "quote='', escape='', all_varchar=true, ignore_errors=true, "
-            "nullstr=['', 'Unknown', 'None'])"
-        )
-        con.execute("CHECKPOINT")
-        count = con.execute("SELECT count(*) FROM raw").fetchall()[0][0]
-        con.close()
-        return int(count)
-
-    base_s, base_rows = _timed("baseline: DuckDB read_csv -> on-disk table", read_csv)
-
     store_path = args.workdir / "store.duckdb"
-    store_path.unlink(missing_ok=True)
-    con = open_store(store_path)
-    write_policy(con, load_policy(policy_file), origin=str(policy_file))
-    ingest_s, loaded = _timed(
-        "fairledger ingest file (parse, validate, upsert, on disk)",
-        lambda: load_sacct_file(con, dump),
-    )
-    print("   ", loaded.describe())
+    base_runs: list[float] = []
+    ingest_runs: list[float] = []
+    con: Connection | None = None
+    for _ in range(max(1, args.repeat)):
+        base = _baseline_in_child(dump, baseline_db)
+        base_runs.append(base["wall_s"])
+        if con is not None:
+            con.close()
+        store_path.unlink(missing_ok=True)
+        store = con = open_store(store_path)
+        write_policy(con, load_policy(policy_file), origin=str(policy_file))
+        ingest_s, loaded = _timed(
+            "fairledger ingest file (parse, validate, upsert, on disk)",
+            lambda: load_sacct_file(store, dump),  # noqa: B023 (called at once)
+        )
+        ingest_runs.append(ingest_s)
+        print("   ", loaded.describe())
+        print(f"    peak RSS of this process so far: {_peak_rss_gb():.2f} GB", flush=True)
+    assert con is not None
+    base_s, ingest_s = statistics.median(base_runs), statistics.median(ingest_runs)
+    base_rows = int(base["rows"])
+    baseline_db.unlink(missing_ok=True)
     again_s, again = _timed("same file again (idempotent)", lambda: load_sacct_file(con, dump))
     print("   ", again.describe())
 
@@ -102,12 +158,16 @@ def main() -> None:
     )
     con.close()
     print()
-    print(f"ingest / read_csv ratio:      {ingest_s / base_s:5.2f}x  ({base_rows:,} rows baseline)")
+    print(
+        f"ingest / read_csv ratio:      {ingest_s / base_s:5.2f}x  ({base_rows:,} rows baseline; "
+        f"medians of {len(ingest_runs)}: {ingest_s:.2f} s / {base_s:.2f} s)"
+    )
     print(f"ingest rate:    {lines / ingest_s:,.0f} lines/s, {size_mb / ingest_s:.0f} MB/s")
     print(
         f"recompute incl. read:         {read_s + recompute_s:.2f} s for {runs.height:,} runs "
         f"-> {factors.height:,} associations"
     )
+    print(f"load average after:  {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":
