@@ -19,6 +19,7 @@ from __future__ import annotations
 import zoneinfo
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Final
 
 import polars as pl
 
@@ -74,6 +75,11 @@ __all__ = [
     "sacct_command",
     "subprocess_runner",
 ]
+
+
+# Whole-column expressions over a frame that fits in memory: polars' in-memory engine runs them
+# with less overhead than the streaming one (its default since 2.0).
+_ENGINE: Final = "in-memory"
 
 
 @dataclass(frozen=True)
@@ -157,7 +163,7 @@ def parse_sacct(
         .with_columns(key_columns())
         .with_columns(pl.any_horizontal([c.bad.fill_null(False) for c in checks]).alias("_bad"))
         .with_columns(pl.lit(source).alias("source"), pl.lit("slurm").alias("scheduler"))
-        .collect()
+        .collect(engine=_ENGINE)
         .lazy()
     )  # fmt: skip
     good = ~pl.col("_bad")
@@ -174,7 +180,8 @@ def parse_sacct(
             .filter(pl.col("step_key").is_last_distinct())
             .select(*frames.STEPS),
             parsed.filter(pl.col("_bad")).select(refused_columns(checks, source)),
-        ]
+        ],
+        engine=_ENGINE,
     )  # fmt: skip
     return SacctBatch(
         runs=frames.conform(runs, frames.RUNS),
@@ -247,26 +254,29 @@ def _split(lines: pl.DataFrame, names: list[str]) -> pl.DataFrame:
     line with too few or too many pieces has ``_shape_ok`` false and ``_pieces`` counted.
     """
     n = len(names)
-    pieces = pl.col("line").str.count_matches("|", literal=True) + 1
-    counted = lines.with_columns(pieces.cast(pl.UInt32).alias("_pieces"))
     where = {name: i for i, name in reversed(list(enumerate(names)))}
-    # Lines with exactly one piece per field (nearly all): split at the first n - 1 delimiters.
-    exact = counted.filter(pl.col("_pieces") == n)
-    fields = pl.col("line").str.splitn("|", n)
-    split = exact.select(
+    # Split at the first n delimiters: a line has exactly one piece per field (nearly all do)
+    # when its last field is there and nothing is left over.
+    # (The struct is a column first: read from an expression it would be split once per field.)
+    fields = pl.col("_fields")
+    split = lines.with_columns(pl.col("line").str.splitn("|", n + 1).alias("_fields")).select(
         "line_no",
         "line",
-        "_pieces",
+        pl.lit(n, pl.UInt32).alias("_pieces"),
         pl.lit(True).alias("_shape_ok"),
         *(
             (fields.struct[where[c]] if c in where else pl.lit(None, pl.String)).alias(f"r_{c}")
             for c in USED
         ),
+        (fields.struct[n - 1].is_not_null() & fields.struct[n].is_null()).alias("_exact"),
     )
-    others = counted.filter(pl.col("_pieces") != n)
-    if others.is_empty():
-        return split
-    return pl.concat([split, _split_odd(others, names)]).sort("line_no")
+    if split["_exact"].all():
+        return split.drop("_exact")
+    odd = lines.filter(~split["_exact"]).with_columns(
+        (pl.col("line").str.count_matches("|", literal=True) + 1).cast(pl.UInt32).alias("_pieces")
+    )
+    exact = split.filter(pl.col("_exact")).drop("_exact")
+    return pl.concat([exact, _split_odd(odd, names)]).sort("line_no")
 
 
 def _split_odd(lines: pl.DataFrame, names: list[str]) -> pl.DataFrame:

@@ -19,7 +19,7 @@ from ingest.sources.sacct_fields import (
     TRES_ITEM,
 )
 from models import frames
-from models.hostlist import expand_hostlist
+from models.hostlist import EMPTY_HOSTLISTS, expand_hostlist
 
 
 def tres_table(alloc_tres: pl.Series) -> pl.DataFrame:
@@ -76,21 +76,99 @@ def tres_table(alloc_tres: pl.Series) -> pl.DataFrame:
     )
 
 
+# Node lists in the forms sacct prints nearly always, expanded by polars: one host name, or a
+# name and one bracket group of numbers and ascending ranges (``cn[0001-0004,0009]``). Every
+# other form (several expressions, several groups, anything odd) goes to ``expand_hostlist``.
+_HOST = r"[A-Za-z0-9._-]+"
+_PLAIN_HOST = rf"^{_HOST}$"
+_ONE_GROUP = rf"^({_HOST})\[([0-9]+(?:-[0-9]+)?(?:,[0-9]+(?:-[0-9]+)?)*)\]$"
+_MAX_VECTOR_HOSTS = 100_000  # larger lists take the careful path (and its size limit)
+
+
 def node_table(node_lists: pl.Series) -> pl.DataFrame:
-    """Return, per distinct NodeList text, the expanded nodes or why they cannot be."""
-    values = node_lists.unique().drop_nulls().to_list()
+    """Return, per distinct NodeList text, the expanded nodes (``nodes``) or why they cannot be
+    (``_node_error``), as ``models.hostlist.expand_hostlist`` gives them."""
+    schema: dict[str, pl.DataType] = {
+        "r_nodelist": pl.String(),
+        "nodes": pl.List(pl.String()),
+        "_node_error": pl.String(),
+    }
+    values = pl.DataFrame({"r_nodelist": node_lists.unique().drop_nulls()})
+    value = pl.col("r_nodelist")
+    ordinary = ~value.is_in(sorted(EMPTY_HOSTLISTS))
+    plain = values.filter(value.str.contains(_PLAIN_HOST) & ordinary).select(
+        "r_nodelist",
+        pl.concat_list(value).alias("nodes"),
+        pl.lit(None, pl.String).alias("_node_error"),
+    )
+    grouped = _one_group_nodes(values.filter(value.str.contains(_ONE_GROUP) & ordinary))
+    done = pl.concat([plain["r_nodelist"], grouped["r_nodelist"]])
+    rest = values.filter(~value.is_in(done)).to_series().to_list()
     expanded: list[list[str] | None] = []
     errors: list[str | None] = []
-    for value in values:
+    for text in rest:
         try:
-            expanded.append(expand_hostlist(value))
+            expanded.append(expand_hostlist(text))
             errors.append(None)
         except ValueError as exc:
             expanded.append(None)
             errors.append(str(exc))
-    return pl.DataFrame(
-        {"r_nodelist": values, "nodes": expanded, "_node_error": errors},
-        schema={"r_nodelist": pl.String, "nodes": pl.List(pl.String), "_node_error": pl.String},
+    careful = pl.DataFrame(
+        {"r_nodelist": rest, "nodes": expanded, "_node_error": errors}, schema=schema
+    )
+    return pl.concat([plain, grouped, careful], how="vertical").cast(pl.Schema(schema))
+
+
+def _one_group_nodes(values: pl.DataFrame) -> pl.DataFrame:
+    """Return the hosts of ``name[ranges]`` node lists whose ranges ascend and stay small;
+    others are left out (for ``expand_hostlist``). A range keeps its lower bound's padding."""
+    groups = pl.col("r_nodelist").str.extract_groups(_ONE_GROUP)
+    parts = (
+        values.with_row_index("_v")
+        .select(
+            "_v",
+            groups.struct.field("1").alias("_prefix"),
+            groups.struct.field("2").str.split(",").alias("_part"),
+        )
+        .explode("_part")
+        .with_columns(pl.col("_part").str.splitn("-", 2).alias("_bounds"))
+        .with_columns(
+            pl.col("_bounds").struct[0].alias("_lo_text"),
+            pl.col("_bounds").struct[0].cast(pl.Int64, strict=False).alias("_lo"),
+            pl.coalesce(pl.col("_bounds").struct[1], pl.col("_bounds").struct[0])
+            .cast(pl.Int64, strict=False)
+            .alias("_hi"),
+        )
+    )
+    sane = parts.group_by("_v").agg(
+        (
+            pl.col("_lo").is_not_null()
+            & pl.col("_hi").is_not_null()
+            & (pl.col("_hi") >= pl.col("_lo"))
+        )
+        .all()
+        .alias("_ok"),
+        (pl.col("_hi") - pl.col("_lo") + 1).sum().alias("_hosts"),
+    )
+    keep = sane.filter(pl.col("_ok") & (pl.col("_hosts") <= _MAX_VECTOR_HOSTS)).select("_v")
+    hosts = (
+        parts.join(keep, on="_v", how="semi", maintain_order="left")
+        .with_columns(pl.int_ranges("_lo", pl.col("_hi") + 1).alias("_n"))
+        .explode("_n")
+        .select(
+            "_v",
+            (
+                pl.col("_prefix")
+                + pl.col("_n").cast(pl.String).str.zfill(pl.col("_lo_text").str.len_chars())
+            ).alias("_host"),
+        )
+        .group_by("_v", maintain_order=True)
+        .agg(pl.col("_host").alias("nodes"))
+    )
+    return (
+        values.with_row_index("_v")
+        .join(hosts, on="_v", how="inner")
+        .select("r_nodelist", "nodes", pl.lit(None, pl.String).alias("_node_error"))
     )
 
 
