@@ -78,7 +78,10 @@ def simulate(
     current policy's sshare order, then associations only the other policy has.
     """
     now = _side(runs, current, as_of, "current")
-    then = _side(runs, other, as_of, "other")
+    if other == current:  # the same numbers, not a second float summation in another order
+        then = now.rename({c: c.replace("_current", "_other") for c in now.columns})
+    else:
+        then = _side(runs, other, as_of, "other")
     joined = now.join(then, on=_KEY, how="full", coalesce=True, maintain_order="left_right")
     charges = _association_charges(runs, current, other)
     joined = joined.join(charges, on=_KEY, how="left", maintain_order="left")
