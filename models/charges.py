@@ -20,7 +20,7 @@ from models.errors import PolicyError
 from models.frames import UTC_TIME
 from models.grants import Charging, RateCard, assign_grants, day_start
 from models.policy import Policy
-from models.statement import MONEY
+from models.statement import CHARGE_COLUMNS, MONEY
 
 MICRO = 10**6  # prices and multipliers are held as integer millionths
 MB_PER_GIB = 1024
@@ -51,23 +51,8 @@ CHARGE_RUN_COLUMNS = (
 LINES: dict[str, pl.DataType] = {
     "grant_id": pl.String(),
     "period": pl.String(),
-    "run_key": pl.String(),
-    "job_id": pl.String(),
-    "cluster": pl.String(),
-    "account": pl.String(),
-    "user": pl.String(),
-    "partition": pl.String(),
-    "qos": pl.String(),
-    "end_at": UTC_TIME,
-    "resource": pl.String(),
-    "gpu_model": pl.String(),
-    "quantity": pl.Float64(),
-    "seconds": pl.Int64(),
-    "hours": pl.Float64(),
-    "rate_card": pl.String(),
-    "unit_price": MONEY,
-    "multiplier": MONEY,
-    "amount": MONEY,
+    **CHARGE_COLUMNS,
+    "seconds": pl.Int64(),  # Elapsed seconds in the period (hours is seconds / 3600)
 }
 
 # A run that is not charged, and why (reported, never dropped).

@@ -53,6 +53,31 @@ def _write(data: bytes, output: Path | None) -> None:
         typer.echo(f"wrote {output} ({len(data)} bytes)", err=True)
 
 
+def _post(
+    ctx: typer.Context,
+    grant: str,
+    amount: Decimal | None,
+    run_key: str | None,
+    reason: str,
+    author: str | None,
+) -> None:
+    """Post an adjustment (``amount``) or a refund (``run_key``) and say what was posted."""
+    from api.cli import store_of
+
+    with store_of(ctx) as con:
+        entry, period, posted = post_entry(
+            con,
+            grant_id=grant,
+            amount=amount,
+            reason=reason,
+            author=author or getpass.getuser(),
+            now=_now(),
+            run_key=run_key,
+        )
+    kind = "refund" if run_key else "adjustment"
+    typer.echo(f"{kind} {entry}: {posted.normalize():f} to {grant} in {period}")
+
+
 def register(app: typer.Typer) -> None:
     """Add the money commands to ``app``."""
 
@@ -103,18 +128,7 @@ def register(app: typer.Typer) -> None:
         author: Annotated[str | None, typer.Option(help="who (default: you)")] = None,
     ) -> None:
         """Post a manual adjustment to GRANT in the first open period."""
-        from api.cli import store_of
-
-        with store_of(ctx) as con:
-            entry, period, posted = post_entry(
-                con,
-                grant_id=grant,
-                amount=_decimal(amount, "amount"),
-                reason=reason,
-                author=author or getpass.getuser(),
-                now=_now(),
-            )
-        typer.echo(f"adjustment {entry}: {posted} to {grant} in {period}")
+        _post(ctx, grant, _decimal(amount, "amount"), None, reason, author)
 
     @app.command("refund")
     def refund_command(
@@ -125,19 +139,7 @@ def register(app: typer.Typer) -> None:
         author: Annotated[str | None, typer.Option(help="who (default: you)")] = None,
     ) -> None:
         """Credit GRANT everything RUN_KEY was charged, in the first open period."""
-        from api.cli import store_of
-
-        with store_of(ctx) as con:
-            entry, period, posted = post_entry(
-                con,
-                grant_id=grant,
-                amount=None,
-                reason=reason,
-                author=author or getpass.getuser(),
-                now=_now(),
-                run_key=run_key,
-            )
-        typer.echo(f"refund {entry}: {posted.normalize():f} to {grant} in {period}")
+        _post(ctx, grant, None, run_key, reason, author)
 
     @app.command("grants")
     def grants_command(ctx: typer.Context) -> None:

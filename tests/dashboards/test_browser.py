@@ -10,14 +10,14 @@ another executable.
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from dashboard_site import Site
 from playwright.sync_api import Browser, ConsoleMessage, Page, Request, sync_playwright
+
+from tests.debian_packages import ensure_packages
 
 CHROMIUM = Path(os.environ.get("FAIRLEDGER_CHROMIUM", "/usr/bin/chromium"))
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -28,22 +28,7 @@ MIN_MARKS = {"burndown": 2}
 
 
 def _ensure_chromium() -> None:
-    if CHROMIUM.exists():
-        return
-    if shutil.which("apt-get") is None or os.geteuid() != 0:
-        pytest.skip(f"{CHROMIUM} is missing and apt-get is not usable here (needs root)")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    try:
-        subprocess.run(["apt-get", "update"], env=env, check=True, capture_output=True)
-        subprocess.run(
-            ["apt-get", "install", "-y", "--no-install-recommends", "chromium"],
-            env=env,
-            check=True,
-            capture_output=True,
-        )
-    except subprocess.CalledProcessError as exc:
-        tail = exc.stderr.decode(errors="replace").strip()[-300:]
-        pytest.skip(f"apt-get could not install chromium: {tail}")
+    ensure_packages(["chromium"], missing=not CHROMIUM.exists())
 
 
 @pytest.fixture(scope="module")

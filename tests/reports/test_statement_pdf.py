@@ -9,7 +9,6 @@ that is impossible (not root, no apt-get).
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -20,6 +19,7 @@ from PIL import Image
 from models.statement import Statement
 from reports.statements import pdf_form, render
 from reports.statements.pdf_form import dejavu_fonts, fallback_font, money_display
+from tests.debian_packages import ensure_packages
 from tests.reports.statement_fixtures import ALL, LI, ZOE, small_statement
 
 PACKAGES = ["poppler-utils", "fonts-dejavu-core", "fonts-droid-fallback"]
@@ -32,22 +32,7 @@ def _missing() -> bool:
 
 @pytest.fixture(scope="module", autouse=True)
 def _poppler_and_fonts() -> None:
-    if not _missing():
-        return
-    if shutil.which("apt-get") is None or os.geteuid() != 0:
-        pytest.skip(f"{' '.join(PACKAGES)} missing and apt-get is not usable here (needs root)")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    try:
-        subprocess.run(["apt-get", "update"], env=env, check=True, capture_output=True)
-        subprocess.run(
-            ["apt-get", "install", "-y", "--no-install-recommends", *PACKAGES],
-            env=env,
-            check=True,
-            capture_output=True,
-        )
-    except subprocess.CalledProcessError as exc:
-        tail = exc.stderr.decode(errors="replace").strip()[-300:]
-        pytest.skip(f"apt-get could not install {' '.join(PACKAGES)}: {tail}")
+    ensure_packages(PACKAGES, missing=_missing())
 
 
 def _pdf(statement: Statement, tmp_path: Path) -> Path:
