@@ -19,7 +19,7 @@ from typing import BinaryIO
 
 import polars as pl
 
-from ingest.sources.sacct import KNOWN_FIELDS, SacctBatch, is_header, parse_sacct
+from ingest.sources.sacct import KNOWN_FIELDS, SacctBatch, decode_text, is_header, parse_sacct
 from models.errors import ParseError
 from models.frames import QUARANTINE, empty
 from models.store import BatchSummary, Connection, write_batch
@@ -104,12 +104,14 @@ def load_sacct_file(
         )
     started_at = datetime.now(UTC)
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        # The bytes, not the text: parse_sacct decodes them as Path.read_text would, and a
+        # Python string of a large file would cost a copy or two more.
+        data = path.read_bytes()
     except OSError as exc:
         raise ParseError(f"cannot read {path}: {exc}") from exc
     source = str(path.resolve())
-    batch = parse_sacct(text, source=source, fields=fields, cluster=cluster, tz=tz)
-    parsed_with = ParsedWith("sacct", field_order(text, fields), cluster, tz)
+    batch = parse_sacct(data, source=source, fields=fields, cluster=cluster, tz=tz)
+    parsed_with = ParsedWith("sacct", field_order(data, fields), cluster, tz)
     summary = write_parsed(
         con,
         batch,
@@ -190,7 +192,7 @@ def _load_chunked(
     with handle:
         for raw_lines, size in _chunks(handle, chunk_lines, fields):
             started_at = datetime.now(UTC)
-            text = _decode(b"".join(raw_lines))
+            text = decode_text(b"".join(raw_lines))
             if not batches:
                 first = next((line for line in text.split("\n") if line.strip()), "")
                 header = first if first and is_header(first) else None
@@ -268,14 +270,6 @@ def _starts_job(raw: bytes, job_field: int) -> bool:
     return bool(job_id) and b"." not in job_id
 
 
-def _decode(data: bytes) -> str:
-    """Decode as ``Path.read_text`` does: UTF-8 with replacement, universal newlines."""
-    text = data.decode("utf-8", errors="replace")
-    if "\r" in text:
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
-    return text
-
-
 def _shift_lines(batch: SacctBatch, offset: int) -> SacctBatch:
     """Return ``batch`` with its line numbers moved by ``offset`` (chunk lines -> file lines)."""
     return SacctBatch(
@@ -298,9 +292,10 @@ def _total(batches: list[BatchSummary]) -> BatchSummary:
     return BatchSummary(batch_id=batches[-1].batch_id, **counts)
 
 
-def field_order(text: str, fields: list[str] | None) -> tuple[str, ...] | None:
+def field_order(text: str | bytes, fields: list[str] | None) -> tuple[str, ...] | None:
     """Return the field order a quarantined line of ``text`` is parsed again with: the file's
-    header when it has one (it wins over ``fields``, as in ``parse_sacct``), else ``fields``."""
+    header when it has one (it wins over ``fields``, as in ``parse_sacct``), else ``fields``.
+    Bytes are read as ``decode_text`` reads them."""
     first = _first_line(text)
     names = [n.strip() for n in first.split("|")]
     if len(names) > 1 and names[-1] == "":
@@ -310,14 +305,21 @@ def field_order(text: str, fields: list[str] | None) -> tuple[str, ...] | None:
     return tuple(fields)
 
 
-def _first_line(text: str) -> str:
+def _first_line(text: str | bytes) -> str:
     """Return the first non-blank line of ``text`` (as ``str.splitlines`` cuts lines), or "",
-    without splitting the whole text."""
+    without splitting (or decoding) the whole text."""
     start = 0
     while start < len(text):
-        end = text.find("\n", start)
-        end = len(text) if end < 0 else end + 1
-        for line in text[start:end].splitlines():
+        if isinstance(text, bytes):
+            end = text.find(b"\n", start)
+            end = len(text) if end < 0 else end + 1
+            # A newline byte is never inside a UTF-8 sequence: decoding line by line is the same.
+            segment = text[start:end].decode("utf-8", errors="replace")
+        else:
+            end = text.find("\n", start)
+            end = len(text) if end < 0 else end + 1
+            segment = text[start:end]
+        for line in segment.splitlines():
             if line.strip():
                 return line
         start = end

@@ -68,6 +68,7 @@ __all__ = [
     "Runner",
     "SacctBatch",
     "SacctPull",
+    "decode_text",
     "fetch_sacct",
     "is_header",
     "parse_sacct",
@@ -98,7 +99,7 @@ class SacctBatch:
 
 
 def parse_sacct(
-    text: str,
+    text: str | bytes,
     *,
     source: str,
     fields: Sequence[str] | None = None,
@@ -106,6 +107,9 @@ def parse_sacct(
     tz: str = "UTC",
 ) -> SacctBatch:
     """Return the runs, steps and quarantined lines of ``sacct --parsable2`` output.
+
+    ``text`` may be the bytes of a file: they are read as ``decode_text`` reads them (polars
+    splits UTF-8 bytes into lines itself, which saves a copy of a large file).
 
     The first non-blank line is the header if it is made of field names, some of them sacct's
     (any case); otherwise ``fields`` names the columns, and without it ParseError asks for
@@ -200,17 +204,55 @@ def _empty_batch() -> SacctBatch:
     )
 
 
-def _data_lines(text: str) -> pl.DataFrame:
-    """Return the non-blank lines as ``line_no`` (1-based, physical) and ``line``."""
-    # Split by polars, not str.split: no Python string per line.
-    lines = (
-        pl.DataFrame({"line": [text]}, schema={"line": pl.String})
-        .select(pl.col("line").str.split("\n"))
-        .explode("line")
-    )
-    lines = lines.with_row_index("line_no", offset=1).with_columns(pl.col("line_no").cast(pl.Int64))
+def decode_text(data: bytes) -> str:
+    """Return ``data`` decoded as ``Path.read_text`` does: UTF-8 with replacement characters,
+    universal newlines (``\\r\\n`` and ``\\r`` become ``\\n``)."""
+    text = data.decode("utf-8", errors="replace")
     if "\r" in text:
-        lines = lines.with_columns(pl.col("line").str.strip_suffix("\r"))
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text
+
+
+# A byte that sacct output never holds, given to polars' CSV reader as the field separator so
+# that each line is one value.
+_NO_SEPARATOR = b"\x1f"
+
+
+def _byte_lines(data: bytes) -> pl.DataFrame | None:
+    """Return the lines of ``data`` as a ``line`` column (an empty line is null), read by polars
+    straight from the bytes; None when ``data`` needs ``decode_text`` (a carriage return, a
+    byte-order mark, invalid UTF-8, or the separator byte)."""
+    if b"\r" in data or _NO_SEPARATOR in data or data.startswith(b"\xef\xbb\xbf"):
+        return None
+    try:
+        return pl.read_csv(
+            data,
+            has_header=False,
+            separator=_NO_SEPARATOR.decode(),
+            quote_char=None,
+            schema={"line": pl.String},
+        )
+    except pl.exceptions.ComputeError:  # not UTF-8
+        return None
+
+
+def _data_lines(text: str | bytes) -> pl.DataFrame:
+    """Return the non-blank lines as ``line_no`` (1-based, physical) and ``line``."""
+    if isinstance(text, bytes):
+        read = _byte_lines(text)
+        if read is None:
+            return _data_lines(decode_text(text))
+        lines = read
+    else:
+        # Split by polars, not str.split: no Python string per line.
+        lines = (
+            pl.DataFrame({"line": [text]}, schema={"line": pl.String})
+            .select(pl.col("line").str.split("\n"))
+            .explode("line")
+        )
+        if "\r" in text:
+            lines = lines.with_columns(pl.col("line").str.strip_suffix("\r"))
+    lines = lines.with_row_index("line_no", offset=1).with_columns(pl.col("line_no").cast(pl.Int64))
     return lines.filter(pl.col("line").str.strip_chars() != "")
 
 

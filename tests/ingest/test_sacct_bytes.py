@@ -1,0 +1,80 @@
+"""parse_sacct given a file's bytes parses what it parses from the text Path.read_text gives."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ingest.load import field_order, load_sacct_file
+from ingest.sources.sacct import SACCT_FORMAT, SacctBatch, decode_text, parse_sacct
+from models.store import open_store, read_quarantine, read_runs
+
+HEADER = "|".join(SACCT_FORMAT)
+ALLOC = (
+    "7|7|c1|p|normal|acct|alice|2025-01-01T00:00:00|2025-01-01T00:00:00|2025-01-01T00:01:00|"
+    "2025-01-01T01:01:00|01:00:00|3600|02:00:00|0:0|COMPLETED|1|4|4G|cpu=4,mem=4G,node=1|"
+    "n[01-02]||{name}"
+)
+STEP = (
+    "7.batch|7.batch|c1|||acct||2025-01-01T00:01:00|2025-01-01T00:01:00|2025-01-01T00:01:00|"
+    "2025-01-01T01:01:00|01:00:00|3600||0:0|COMPLETED|1|4||cpu=4,mem=4G,node=1|n01||batch"
+)
+
+
+def body(name: str = "job") -> str:
+    bad = ALLOC.replace("7|7|", "8|8|").replace("COMPLETED", "EXPLODED").format(name="b")
+    return "\n".join([HEADER, ALLOC.format(name=name), STEP, "", "   ", bad]) + "\n"
+
+
+def same(a: SacctBatch, b: SacctBatch) -> None:
+    assert a.lines_read == b.lines_read
+    for name in ("runs", "steps", "quarantine"):
+        left, right = getattr(a, name), getattr(b, name)
+        assert left.schema == right.schema
+        assert left.equals(right), name
+
+
+CASES = {
+    "plain": body().encode(),
+    "multibyte name and a pipe in it": body("データ|解析").encode(),
+    "CRLF": body().replace("\n", "\r\n").encode(),
+    "lone CR": body().replace("\n", "\r").encode(),
+    "byte-order mark": b"\xef\xbb\xbf" + body().encode(),
+    "invalid UTF-8": body("bad\xff").encode("latin-1"),
+    "unit separator byte": body("a\x1fb").encode(),
+    "no final newline": body().rstrip("\n").encode(),
+    "blank lines first": b"\n\n  \n" + body().encode(),
+    "empty": b"",
+}
+
+
+@pytest.mark.parametrize("data", CASES.values(), ids=CASES.keys())
+def test_bytes_parse_as_the_decoded_text(data: bytes) -> None:
+    text = decode_text(data)
+    fields = list(SACCT_FORMAT)  # a byte-order mark hides the header: the fields say the order
+
+    same(parse_sacct(data, source="f", fields=fields), parse_sacct(text, source="f", fields=fields))
+    assert field_order(data, fields) == field_order(text, fields)
+
+
+def test_bytes_keep_physical_line_numbers_and_refuse_the_bad_line() -> None:
+    batch = parse_sacct(b"\n" + body("x").encode(), source="f")
+
+    assert batch.runs["source_line"].to_list() == [3]
+    assert batch.steps["source_line"].to_list() == [4]
+    assert batch.quarantine.select("line_no", "field").rows() == [(7, "State")]
+
+
+def test_a_crlf_file_with_bad_bytes_loads_as_its_text_reads(tmp_path: Path) -> None:
+    dump = tmp_path / "dump.txt"
+    dump.write_bytes(body("bad\xff").encode("latin-1").replace(b"\n", b"\r\n"))
+    con = open_store(tmp_path / "store.duckdb")
+
+    loaded = load_sacct_file(con, dump)
+
+    assert loaded.summary.runs_new == 1 and loaded.summary.steps_new == 1
+    assert read_runs(con, columns=("run_key",))["run_key"].to_list() == ["c1/7/1735689600"]
+    assert read_quarantine(con)["raw"].to_list() == [
+        decode_text(dump.read_bytes()).splitlines()[-1]
+    ]
