@@ -30,6 +30,8 @@ SITE = Path(__file__).parents[1] / "golden" / "money_small"
 CLOSE_SEPT = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 CLOSE_OCT = datetime(2026, 11, 2, 0, 0, tzinfo=UTC)
 FAST = ("csv", "json", "xlsx")
+FIRST_PULL = datetime(2026, 11, 1, 6, 0, tzinfo=UTC)
+LATER_PULL = datetime(2026, 11, 4, 6, 0, tzinfo=UTC)
 
 
 def fast_render(made: Statement, fmt: str) -> bytes:
@@ -40,7 +42,9 @@ def fast_render(made: Statement, fmt: str) -> bytes:
 def small_site(db: Path) -> Connection:
     con = open_store(db)
     write_policy(con, load_policy(SITE / "policy.toml"), origin="money_small")
-    load_sacct_file(con, SITE / "sacct.txt")
+    # when the source saw the records decides which content of a run is current (not the
+    # files' mtimes, which a checkout sets): the first pull, then later deliveries
+    load_sacct_file(con, SITE / "sacct.txt", observed_at=FIRST_PULL)
     return con
 
 
@@ -77,7 +81,8 @@ def test_late_and_revised_runs_become_adjustments_in_the_first_open_period(
         f: render(statement(load_ledger(con, as_of=CLOSE_OCT), "G-PHYS", "2026-10"), f)
         for f in FAST
     }
-    load_sacct_file(con, SITE / "late.txt")  # job 1002 ran an hour longer; 1010 arrives late
+    # job 1002 ran an hour longer; 1010 arrives late
+    load_sacct_file(con, SITE / "late.txt", observed_at=LATER_PULL)
     later = CLOSE_OCT + timedelta(days=3)
     state = load_ledger(con, as_of=later)
     for f in FAST:  # the closed statement is the same bytes
@@ -304,7 +309,7 @@ def test_a_closed_statement_is_byte_identical_after_any_later_ingest(
         )
     path = db.parent / "later.txt"
     path.write_text("\n".join(out) + "\n")
-    load_sacct_file(con, path)
+    load_sacct_file(con, path, observed_at=LATER_PULL)
     state = load_ledger(con, as_of=CLOSE_OCT + timedelta(days=40))
     for (grant, fmt), data in frozen.items():
         assert render(statement(state, grant, "2026-10"), fmt) == data, (grant, fmt)
