@@ -49,6 +49,7 @@ from ingest.sources.sacct_fields import (
 from ingest.sources.sacct_values import (
     derived_columns,
     key_columns,
+    limit_table,
     node_table,
     tres_table,
     typed_columns,
@@ -153,7 +154,7 @@ def parse_sacct(
         if errors.height
         else pl.lit(None, pl.String)
     )
-    typed = typed_columns(names, cluster, tz)
+    typed = typed_columns(names, cluster, tz, limit_table(table, names))
     # One pass computes every line's columns; runs, steps and refused lines are cut from it.
     parsed = (
         table.lazy()
@@ -314,11 +315,16 @@ def _split(lines: pl.DataFrame, names: list[str]) -> pl.DataFrame:
     )
     if split["_exact"].all():
         return split.drop("_exact")
-    odd = lines.filter(~split["_exact"]).with_columns(
+    # The few other lines are split again and their values written over the first split's.
+    rows = split.select(pl.arg_where(~pl.col("_exact"))).to_series()
+    odd = lines[rows].with_columns(
         (pl.col("line").str.count_matches("|", literal=True) + 1).cast(pl.UInt32).alias("_pieces")
     )
-    exact = split.filter(pl.col("_exact")).drop("_exact")
-    return pl.concat([exact, _split_odd(odd, names)]).sort("line_no")
+    fixed = _split_odd(odd, names)
+    split = split.drop("_exact")
+    return split.with_columns(
+        split[c].scatter(rows, fixed[c]) for c in fixed.columns if c not in ("line_no", "line")
+    )
 
 
 def _split_odd(lines: pl.DataFrame, names: list[str]) -> pl.DataFrame:

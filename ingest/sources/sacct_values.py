@@ -206,9 +206,24 @@ def seconds(name: str) -> pl.Expr:
     return days.fill_null(0) * 86400 + hours.fill_null(0) * 3600 + minutes * 60 + seconds
 
 
-def typed_columns(names: list[str], cluster: str | None, tz: str) -> list[list[pl.Expr]]:
+def limit_table(raw_columns: pl.DataFrame, names: list[str]) -> pl.DataFrame:
+    """Return, per distinct time-limit text (of TimelimitRaw, else Timelimit), its seconds
+    (``timelimit_s``, null for no limit or a value that does not convert)."""
+    field = "timelimitraw" if "timelimitraw" in names else "timelimit"
+    limit = integer(field) * 60 if field == "timelimitraw" else seconds(field)
+    return (
+        raw_columns.select(raw(field).unique())
+        .drop_nulls()
+        .with_columns(pl.when(~raw(field).is_in(NO_LIMIT)).then(limit).alias("timelimit_s"))
+    )
+
+
+def typed_columns(
+    names: list[str], cluster: str | None, tz: str, limits: pl.DataFrame
+) -> list[list[pl.Expr]]:
     """Return the expressions that turn raw string columns into typed ones, in stages: each
-    stage reads columns of the stages before it (so a regular expression runs once)."""
+    stage reads columns of the stages before it (so a regular expression runs once).
+    ``limits`` is the ``limit_table`` of the lines."""
     job_id = pl.coalesce(text("jobid"), text("jobidraw"))
     job_id_raw = pl.coalesce(text("jobidraw"), text("jobid"))
     ids = pl.col("_ids")
@@ -216,8 +231,12 @@ def typed_columns(names: list[str], cluster: str | None, tz: str) -> list[list[p
     base = ids.struct.field("1").cast(pl.Int64, strict=False)
     state = pl.col("_state")
     elapsed = integer("elapsedraw") if "elapsedraw" in names else seconds("elapsed")
-    limit_field = "timelimitraw" if "timelimitraw" in names else "timelimit"
-    limit = integer(limit_field) * 60 if limit_field == "timelimitraw" else seconds(limit_field)
+    limit_raw, limit_s = limits.get_column(limits.columns[0]), limits.get_column("timelimit_s")
+    limit = (
+        raw(limit_raw.name[2:]).replace_strict(limit_raw, limit_s, default=None)
+        if limits.height
+        else pl.lit(None, pl.Int64)
+    )
     run_and_step = pl.col("job_id_raw").str.splitn(".", 2)
     first = [
         job_id.alias("job_id"),
@@ -245,7 +264,7 @@ def typed_columns(names: list[str], cluster: str | None, tz: str) -> list[list[p
         state.struct.field("2").cast(pl.Int64, strict=False).alias("state_by_uid"),
         *(utc_time(c, tz).alias(f"{c}_at") for c in ("submit", "eligible", "start", "end")),
         elapsed.alias("_elapsed"),
-        pl.when(~raw(limit_field).is_in(NO_LIMIT)).then(limit).alias("timelimit_s"),
+        limit.alias("timelimit_s"),
         pl.coalesce("_tres_cpu", integer("alloccpus"), integer("ncpus"))
         .cast(pl.Int32, strict=False)
         .alias("alloc_cpus"),
