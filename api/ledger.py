@@ -7,7 +7,7 @@ The CLI and the HTTP routes both go through here; the computation itself is pure
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -34,7 +34,7 @@ from models.store.ledger import (
 )
 from models.store.policies import read_policy_version
 
-Render = Callable[[Statement, str], bytes]
+RenderAll = Callable[[Statement, Sequence[str]], dict[str, bytes]]
 HASHED_FORMATS = ("csv", "json", "xlsx", "pdf")
 
 
@@ -169,7 +169,7 @@ def close_period(
     *,
     actor: str,
     now: datetime,
-    render: Render,
+    render_all: RenderAll,
 ) -> tuple[ClosedPeriod, dict[tuple[str, str], tuple[str, int]]]:
     """Close ``period``: freeze its lines, record each grant's statement hashes per format.
 
@@ -191,8 +191,7 @@ def close_period(
             closed_at=now.astimezone(UTC),
             as_of=now,
         )
-        for fmt in HASHED_FORMATS:
-            data = render(frozen, fmt)
+        for fmt, data in render_all(frozen, HASHED_FORMATS).items():
             hashes[(grant.id, fmt)] = (hashlib.sha256(data).hexdigest(), len(data))
     closed = write_period_close(
         con,

@@ -106,11 +106,11 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Close PERIOD: freeze its lines and record each statement's SHA-256."""
         from api.cli import store_of
-        from reports.statements import render
+        from reports.statements import render_all
 
         with store_of(ctx) as con:
             closed, hashes = close_period(
-                con, period, actor=actor or getpass.getuser(), now=_now(), render=render
+                con, period, actor=actor or getpass.getuser(), now=_now(), render_all=render_all
             )
         typer.echo(
             f"closed {closed.period}: {closed.lines} lines, total {closed.total.normalize():f}, "

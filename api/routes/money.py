@@ -254,7 +254,7 @@ async def list_periods(service: ServiceDep) -> PeriodList:
 @router.post("/v1/periods/{period}/close", dependencies=[require(ADMIN)], responses=_ERRORS)
 async def close(service: ServiceDep, request: Request, period: str) -> ClosedPeriodPublic:
     """Close the period: freeze its lines and record every statement's SHA-256."""
-    from reports.statements import render
+    from reports.statements import render_all
 
     principal: Principal = request.state.principal
     check_period(period)
@@ -266,7 +266,7 @@ async def close(service: ServiceDep, request: Request, period: str) -> ClosedPer
                 period,
                 actor=f"token {principal.token_id}",
                 now=service.clock(),
-                render=render,
+                render_all=render_all,
             )
         return ClosedPeriodPublic(
             period=closed.period,

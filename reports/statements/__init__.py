@@ -6,7 +6,8 @@ the same statement gives byte-identical files (layouts in docs/statements.md).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 from models.statement import Statement
 from reports.statements.csv_form import render_csv
@@ -46,3 +47,16 @@ def file_name(statement: Statement, fmt: str) -> str:
     """Return the file name a statement is downloaded as, e.g. ``G-1_2026-03.csv``."""
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in statement.grant_id)
     return f"{safe}_{statement.period}.{fmt}"
+
+
+def render_all(statement: Statement, formats: Sequence[str] = FORMATS) -> dict[str, bytes]:
+    """Return ``statement`` in each of ``formats`` ({format: bytes}), rendered two at a time.
+
+    The renderers spend most of their time in polars, zlib and vl-convert, which release the
+    GIL, so the slowest (XLSX) overlaps the others. The bytes are those of ``render``.
+    """
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="statement") as pool:
+        # the slowest first, so the other worker takes the rest meanwhile
+        order = sorted(formats, key=lambda f: f != "xlsx")
+        futures = {fmt: pool.submit(render, statement, fmt) for fmt in order}
+        return {fmt: futures[fmt].result() for fmt in formats}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -24,7 +25,7 @@ from models.policy import load_policy
 from models.statement import Statement
 from models.store import Connection, open_store, write_policy
 from models.store.ledger import read_statement_hashes
-from reports.statements import render
+from reports.statements import render, render_all
 
 SITE = Path(__file__).parents[1] / "golden" / "money_small"
 CLOSE_SEPT = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -34,9 +35,9 @@ FIRST_PULL = datetime(2026, 11, 1, 6, 0, tzinfo=UTC)
 LATER_PULL = datetime(2026, 11, 4, 6, 0, tzinfo=UTC)
 
 
-def fast_render(made: Statement, fmt: str) -> bytes:
+def fast_render(made: Statement, formats: Sequence[str]) -> dict[str, bytes]:
     """All formats but PDF (the slowest), for tests that close many periods."""
-    return render(made, fmt) if fmt in FAST else b"pdf not rendered in this test"
+    return {f: render(made, f) if f in FAST else b"pdf not rendered in this test" for f in formats}
 
 
 def small_site(db: Path) -> Connection:
@@ -50,8 +51,8 @@ def small_site(db: Path) -> Connection:
 
 def test_golden_statement_of_the_small_site(tmp_path: Path) -> None:
     con = small_site(tmp_path / "site.duckdb")
-    close_period(con, "2026-09", actor="finance", now=CLOSE_SEPT, render=render)
-    close_period(con, "2026-10", actor="finance", now=CLOSE_OCT, render=render)
+    close_period(con, "2026-09", actor="finance", now=CLOSE_SEPT, render_all=render_all)
+    close_period(con, "2026-10", actor="finance", now=CLOSE_OCT, render_all=render_all)
     made = statement(load_ledger(con, as_of=CLOSE_OCT), "G-PHYS", "2026-10")
     assert (made.opening_balance, made.total_charges, made.closing_balance) == (
         Decimal("100.00"),
@@ -75,8 +76,8 @@ def test_late_and_revised_runs_become_adjustments_in_the_first_open_period(
     tmp_path: Path,
 ) -> None:
     con = small_site(tmp_path / "site.duckdb")
-    close_period(con, "2026-09", actor="finance", now=CLOSE_SEPT, render=fast_render)
-    close_period(con, "2026-10", actor="finance", now=CLOSE_OCT, render=fast_render)
+    close_period(con, "2026-09", actor="finance", now=CLOSE_SEPT, render_all=fast_render)
+    close_period(con, "2026-10", actor="finance", now=CLOSE_OCT, render_all=fast_render)
     before = {
         f: render(statement(load_ledger(con, as_of=CLOSE_OCT), "G-PHYS", "2026-10"), f)
         for f in FAST
@@ -115,8 +116,8 @@ def test_refunds_and_manual_adjustments_need_a_reason_and_name_the_author(
     tmp_path: Path,
 ) -> None:
     con = small_site(tmp_path / "site.duckdb")
-    close_period(con, "2026-09", actor="finance", now=CLOSE_SEPT, render=fast_render)
-    close_period(con, "2026-10", actor="finance", now=CLOSE_OCT, render=fast_render)
+    close_period(con, "2026-09", actor="finance", now=CLOSE_SEPT, render_all=fast_render)
+    close_period(con, "2026-10", actor="finance", now=CLOSE_OCT, render_all=fast_render)
     state = load_ledger(con, as_of=CLOSE_OCT)
     key = state.view.filter(pl.col("run_key").str.contains("/1002/"))["run_key"][0]
     with pytest.raises(InvalidRequest, match="reason"):
@@ -162,19 +163,23 @@ def test_periods_close_in_order_only_once_and_only_when_ended(tmp_path: Path) ->
     con = small_site(tmp_path / "site.duckdb")
     with pytest.raises(PeriodClosed, match="2026-10 has charges|close it first"):
         close_period(
-            con, "2026-11", actor="f", now=datetime(2026, 12, 2, tzinfo=UTC), render=fast_render
+            con, "2026-11", actor="f", now=datetime(2026, 12, 2, tzinfo=UTC), render_all=fast_render
         )
     with pytest.raises(PeriodClosed, match="has not ended"):
         close_period(
-            con, "2026-10", actor="f", now=datetime(2026, 10, 20, tzinfo=UTC), render=fast_render
+            con,
+            "2026-10",
+            actor="f",
+            now=datetime(2026, 10, 20, tzinfo=UTC),
+            render_all=fast_render,
         )
     with pytest.raises(InvalidRequest, match="YYYY-MM"):
-        close_period(con, "2026-13", actor="f", now=CLOSE_OCT, render=fast_render)
-    close_period(con, "2026-10", actor="f", now=CLOSE_OCT, render=fast_render)
+        close_period(con, "2026-13", actor="f", now=CLOSE_OCT, render_all=fast_render)
+    close_period(con, "2026-10", actor="f", now=CLOSE_OCT, render_all=fast_render)
     with pytest.raises(PeriodClosed, match="already closed"):
-        close_period(con, "2026-10", actor="f", now=CLOSE_OCT, render=fast_render)
+        close_period(con, "2026-10", actor="f", now=CLOSE_OCT, render_all=fast_render)
     with pytest.raises(PeriodClosed, match="already closed"):
-        close_period(con, "2026-09", actor="f", now=CLOSE_OCT, render=fast_render)
+        close_period(con, "2026-09", actor="f", now=CLOSE_OCT, render_all=fast_render)
 
 
 def test_statement_totals_are_sums_of_lines_and_balances_chain(tmp_path: Path) -> None:
@@ -259,8 +264,8 @@ def test_a_closed_statement_is_byte_identical_after_any_later_ingest(
 ) -> None:
     db = tmp_path_factory.mktemp("prop") / "site.duckdb"
     con = small_site(db)
-    close_period(con, "2026-09", actor="f", now=CLOSE_SEPT, render=fast_render)
-    close_period(con, "2026-10", actor="f", now=CLOSE_OCT, render=fast_render)
+    close_period(con, "2026-09", actor="f", now=CLOSE_SEPT, render_all=fast_render)
+    close_period(con, "2026-10", actor="f", now=CLOSE_OCT, render_all=fast_render)
     frozen = {
         (g, f): render(statement(load_ledger(con, as_of=CLOSE_OCT), g, "2026-10"), f)
         for g in ("G-PHYS", "G-BIO")
