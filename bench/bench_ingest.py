@@ -47,8 +47,17 @@ def _timed(label: str, fn):  # type: ignore[no-untyped-def]
 
 
 def _peak_rss_gb() -> float:
-    """Return this process's peak resident set size so far, in GB (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
+    """Return this process's peak resident set size so far, in GB.
+
+    Linux's VmHWM where there is one: getrusage's maxrss survives exec, so a child started by
+    this process would report this process's peak as its own.
+    """
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
+    kib = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:"))
+    return kib * 1024 / 1e9
 
 
 def read_csv_baseline(dump: Path, db: Path) -> dict[str, float]:
