@@ -192,17 +192,23 @@ def _load_chunked(
     with handle:
         for raw_lines, size in _chunks(handle, chunk_lines, fields):
             started_at = datetime.now(UTC)
-            text = decode_text(b"".join(raw_lines))
+            data = b"".join(raw_lines)
+            # The bytes go to the parser as they are (see load_sacct_file), unless carriage
+            # returns need translating first.
+            text = decode_text(data) if b"\r" in data else None
+            chunk: str | bytes = data if text is None else text
             if not batches:
-                first = next((line for line in text.split("\n") if line.strip()), "")
+                first = _first_nonblank(chunk)
                 header = first if first and is_header(first) else None
                 parsed_with = ParsedWith("sacct", field_order(first, fields), cluster, tz)
-                chunk_text, offset = text, 0
+                offset = 0
             elif header is not None:
-                chunk_text, offset = f"{header}\n{text}", first_line - 2
+                head = header.encode() + b"\n"
+                chunk = head + data if text is None else f"{header}\n{text}"
+                offset = first_line - 2
             else:
-                chunk_text, offset = text, first_line - 1
-            batch = parse_sacct(chunk_text, source=source, fields=fields, cluster=cluster, tz=tz)
+                offset = first_line - 1
+            batch = parse_sacct(chunk, source=source, fields=fields, cluster=cluster, tz=tz)
             if offset:
                 batch = _shift_lines(batch, offset)
             batches.append(
@@ -213,7 +219,7 @@ def _load_chunked(
             )  # fmt: skip
             if batch.quarantine.height:
                 quarantined.append(batch.quarantine)
-            first_line += text.count("\n")
+            first_line += data.count(b"\n") if text is None else text.count("\n")
             bytes_done += size
             if on_progress is not None:
                 on_progress(LoadProgress(bytes_done, total, first_line - 1, len(batches)))
@@ -252,6 +258,22 @@ def _chunks(
         size += len(raw)
     if pending:
         yield pending, size
+
+
+def _first_nonblank(text: str | bytes) -> str:
+    """Return the first non-blank line of ``text`` split at newlines (bytes decoded as
+    ``decode_text`` does, line by line), or ""."""
+    if isinstance(text, str):
+        return next((line for line in text.split("\n") if line.strip()), "")
+    start = 0
+    while start <= len(text):
+        end = text.find(b"\n", start)
+        end = len(text) if end < 0 else end
+        line = text[start:end].decode("utf-8", errors="replace")
+        if line.strip():
+            return line
+        start = end + 1
+    return ""
 
 
 def _job_field(names: list[str]) -> int | None:
