@@ -7,6 +7,10 @@ no validation, no quarantine, no upsert), ``fairledger ingest file`` of the same
 on-disk store (parse + validate + upsert), the ratio of the two, a second load of the same file
 (idempotent: nothing changes), and a full fair-share recompute over the stored runs.
 
+``fairledger ingest file`` lands a file in batches of ``CHUNK_LINES`` lines by default; the
+single-batch load (``load_sacct_file`` without ``chunk_lines``, what drop directories and jobs
+do) is timed first, the batched one after it, each into a fresh store.
+
 Each step shows wall seconds and the process's CPU seconds (steadier than wall time when other
 work shares the machine). The baseline runs in a child process, so each peak RSS is its own:
 the baseline's, and this process's after the first ingest (policy and store opened, file
@@ -32,7 +36,7 @@ import duckdb
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ingest.load import load_sacct_file  # noqa: E402
+from ingest.load import CHUNK_LINES, load_sacct_file  # noqa: E402
 from models.fairshare import compute_factors  # noqa: E402
 from models.policy import load_policy  # noqa: E402
 from models.store import Connection, open_store, read_runs, write_policy  # noqa: E402
@@ -145,7 +149,7 @@ def main() -> None:
         store = con = open_store(store_path)
         write_policy(con, load_policy(policy_file), origin=str(policy_file))
         ingest_s, loaded = _timed(
-            "fairledger ingest file (parse, validate, upsert, on disk)",
+            "ingest the file as one batch (parse, validate, upsert, on disk)",
             lambda: load_sacct_file(store, dump),  # noqa: B023 (called at once)
         )
         ingest_runs.append(ingest_s)
@@ -157,6 +161,18 @@ def main() -> None:
     baseline_db.unlink(missing_ok=True)
     again_s, again = _timed("same file again (idempotent)", lambda: load_sacct_file(con, dump))
     print("   ", again.describe())
+
+    # What the command line does by default: batches of about CHUNK_LINES lines.
+    chunked_path = args.workdir / "store_chunked.duckdb"
+    chunked_path.unlink(missing_ok=True)
+    chunked_con = open_store(chunked_path)
+    chunked_s, chunked = _timed(
+        f"in batches of {CHUNK_LINES:,} lines (the CLI's default)",
+        lambda: load_sacct_file(chunked_con, dump, chunk_lines=CHUNK_LINES),
+    )
+    print("   ", chunked.describe())
+    chunked_con.close()
+    chunked_path.unlink(missing_ok=True)
 
     policy = load_policy(policy_file)
     read_s, runs = _timed("read runs for recompute", lambda: read_runs(con))
@@ -172,6 +188,7 @@ def main() -> None:
         f"medians of {len(ingest_runs)}: {ingest_s:.2f} s / {base_s:.2f} s)"
     )
     print(f"ingest rate:    {lines / ingest_s:,.0f} lines/s, {size_mb / ingest_s:.0f} MB/s")
+    print(f"in {CHUNK_LINES:,}-line batches / read_csv: {chunked_s / base_s:5.2f}x")
     print(
         f"recompute incl. read:         {read_s + recompute_s:.2f} s for {runs.height:,} runs "
         f"-> {factors.height:,} associations"
