@@ -189,11 +189,16 @@ def parse_sacct(
         engine=_ENGINE,
     )  # fmt: skip
     return SacctBatch(
-        runs=frames.conform(runs, frames.RUNS),
-        steps=frames.conform(steps, frames.STEPS),
-        quarantine=frames.conform(refused, frames.QUARANTINE),
+        runs=_conformed(runs, frames.RUNS),
+        steps=_conformed(steps, frames.STEPS),
+        quarantine=_conformed(refused, frames.QUARANTINE),
         lines_read=lines.height,
     )
+
+
+def _conformed(frame: pl.DataFrame, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    """Return ``frame`` conformed to ``schema`` (as it is when it already has that schema)."""
+    return frame if frame.schema == pl.Schema(schema) else frames.conform(frame, schema)
 
 
 def _empty_batch() -> SacctBatch:
