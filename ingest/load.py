@@ -190,9 +190,8 @@ def _load_chunked(
     first_line = 1  # the file's line number of the chunk's first line
     bytes_done = 0
     with handle:
-        for raw_lines, size in _chunks(handle, chunk_lines, fields):
+        for data in _chunks(handle, chunk_lines, fields):
             started_at = datetime.now(UTC)
-            data = b"".join(raw_lines)
             # The bytes go to the parser as they are (see load_sacct_file), unless carriage
             # returns need translating first.
             text = decode_text(data) if b"\r" in data else None
@@ -220,7 +219,7 @@ def _load_chunked(
             if batch.quarantine.height:
                 quarantined.append(batch.quarantine)
             first_line += data.count(b"\n") if text is None else text.count("\n")
-            bytes_done += size
+            bytes_done += len(data)
             if on_progress is not None:
                 on_progress(LoadProgress(bytes_done, total, first_line - 1, len(batches)))
     if not batches:  # an empty file still lands (an empty batch), as an unchunked load does
@@ -235,29 +234,70 @@ def _load_chunked(
     return FileLoad(_total(batches), quarantine, tuple(batches))
 
 
-def _chunks(
-    handle: BinaryIO, chunk_lines: int, fields: list[str] | None
-) -> Iterator[tuple[list[bytes], int]]:
-    """Yield (lines, bytes) of chunks of at least ``chunk_lines`` lines (the last may be shorter),
-    each cut before a line whose JobID has no ``.``: steps stay in their allocation's chunk."""
-    pending: list[bytes] = []
-    size = 0
+# Bytes read from a file at a time when cutting it into chunks.
+_BLOCK_BYTES = 1 << 23
+
+
+def _chunks(handle: BinaryIO, chunk_lines: int, fields: list[str] | None) -> Iterator[bytes]:
+    """Yield chunks of at least ``chunk_lines`` lines (the last may be shorter), each cut before
+    a line whose JobID has no ``.``: steps stay in their allocation's chunk.
+
+    The file is read in blocks; only the lines where a chunk may end are looked at one by one.
+    """
+    pending: list[bytes] = []  # the current chunk, in pieces
+    count = 0  # its lines
     job_field: int | None = None  # position of JobID, known once the first line is seen
-    names: list[str] | None = None
-    for raw in handle:
-        if names is None:
-            if raw.strip():  # the first line that is not blank: a header, or data
-                line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
-                header = is_header(line)
-                names = [n.strip().lower() for n in (line.split("|") if header else fields or [])]
-                job_field = _job_field(names)
-        elif len(pending) >= chunk_lines and job_field is not None and _starts_job(raw, job_field):
-            yield pending, size
-            pending, size = [], 0
+    for raw in handle:  # up to the first line that is not blank: a header, or data
         pending.append(raw)
-        size += len(raw)
+        count += 1
+        if raw.strip():
+            line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+            header = is_header(line)
+            names = [n.strip().lower() for n in (line.split("|") if header else fields or [])]
+            job_field = _job_field(names)
+            break
+    rest = b""
+    while True:
+        block = handle.read(_BLOCK_BYTES)
+        data = rest + block
+        if block:  # whole lines only; the partial last one waits for the next block
+            cut = data.rfind(b"\n") + 1
+            data, rest = data[:cut], data[cut:]
+        pos, end = 0, len(data)
+        while pos < end:
+            if job_field is None or count < chunk_lines:
+                take = _lines_in(data, pos)
+                if job_field is None or count + take <= chunk_lines:
+                    pending.append(data[pos:])
+                    count += take
+                    break
+                stop = pos
+                for _ in range(chunk_lines - count):
+                    stop = data.index(b"\n", stop) + 1
+                pending.append(data[pos:stop])
+                count, pos = chunk_lines, stop
+                continue
+            line_end = data.find(b"\n", pos)
+            line_end = end if line_end < 0 else line_end + 1
+            raw = data[pos:line_end]
+            if _starts_job(raw, job_field):
+                yield b"".join(pending)
+                pending, count = [], 0
+                continue  # the line starts the next chunk
+            pending.append(raw)
+            count += 1
+            pos = line_end
+        if not block:
+            break
     if pending:
-        yield pending, size
+        yield b"".join(pending)
+
+
+def _lines_in(data: bytes, pos: int) -> int:
+    """Return how many lines ``data[pos:]`` holds (the last one may lack its newline)."""
+    if pos >= len(data):
+        return 0
+    return data.count(b"\n", pos) + (0 if data.endswith(b"\n") else 1)
 
 
 def _first_nonblank(text: str | bytes) -> str:
