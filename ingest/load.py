@@ -238,7 +238,13 @@ def _load_chunked(
 _BLOCK_BYTES = 1 << 23
 
 
-def _chunks(handle: BinaryIO, chunk_lines: int, fields: list[str] | None) -> Iterator[bytes]:
+def _chunks(
+    handle: BinaryIO,
+    chunk_lines: int,
+    fields: list[str] | None,
+    *,
+    block_bytes: int = _BLOCK_BYTES,
+) -> Iterator[bytes]:
     """Yield chunks of at least ``chunk_lines`` lines (the last may be shorter), each cut before
     a line whose JobID has no ``.``: steps stay in their allocation's chunk.
 
@@ -258,7 +264,7 @@ def _chunks(handle: BinaryIO, chunk_lines: int, fields: list[str] | None) -> Ite
             break
     rest = b""
     while True:
-        block = handle.read(_BLOCK_BYTES)
+        block = handle.read(block_bytes)
         data = rest + block
         if block:  # whole lines only; the partial last one waits for the next block
             cut = data.rfind(b"\n") + 1
