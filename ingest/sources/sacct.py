@@ -164,6 +164,7 @@ def parse_sacct(
         .with_columns(typed[0])
         .with_columns(typed[1])
         .with_columns(typed[2])
+        .drop("_ids", "_state")  # read by the stage above only
         .with_columns(derived_columns())
         .with_columns(key_columns())
         .with_columns(pl.any_horizontal([c.bad.fill_null(False) for c in checks]).alias("_bad"))
