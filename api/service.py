@@ -23,6 +23,7 @@ import polars as pl
 from api.auth import Principal, Role, TokenTable
 from api.compliance_refresh import refresh_compliance
 from api.errors import NotReady
+from api.ledger import ChargeCache
 from api.schemas import (
     DeliveryStatus,
     RecomputeStatus,
@@ -118,6 +119,7 @@ class Service:
         self._views: dict[tuple[str, tuple[str, ...]], FactorSnapshot] = {}
         self._texts: dict[str, tuple[bytes, str]] = {}
         self._cache_lock = threading.Lock()
+        self.charges = ChargeCache()  # the money routes' charges, until a batch or policy lands
 
     # ------------------------------------------------------------------ start-up
 

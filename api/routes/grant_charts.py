@@ -76,7 +76,7 @@ def grant_burndown(
     now = service.clock().astimezone(UTC)
     allowed = _allowed(service, request.state.principal)
     with service.store.reading() as cur:
-        state = load_ledger(cur, as_of=now)
+        state = load_ledger(cur, as_of=now, cache=service.charges)
     grants = visible_grants(state.policy.grants, allowed)
     if not grants:
         raise UnknownGrant("no grant that this token may see is in the active policy")

@@ -38,7 +38,7 @@ MONEY_READERS = (FINANCE, AUDITOR, ADMIN)
 
 def _state(service: Service) -> LedgerState:
     with service.store.reading() as cur:
-        return load_ledger(cur, as_of=service.clock())
+        return load_ledger(cur, as_of=service.clock(), cache=service.charges)
 
 
 def _money(value: Decimal, decimals: int) -> str:

@@ -71,8 +71,8 @@ def read_closed_periods(con: duckdb.DuckDBPyConnection) -> list[ClosedPeriod]:
 
 def last_closed_period(con: duckdb.DuckDBPyConnection) -> str | None:
     """Return the last closed period, or None when none is closed."""
-    row = con.execute("SELECT max(period) FROM ledger_periods").fetchone()
-    return None if row is None else row[0]
+    rows = con.execute("SELECT max(period) FROM ledger_periods").fetchall()
+    return None if not rows else rows[0][0]
 
 
 def write_period_close(
@@ -91,7 +91,7 @@ def write_period_close(
     total = frozen.select(pl.col("amount").sum()).item() if frozen.height else Decimal(0)
     con.execute("BEGIN TRANSACTION")
     try:
-        if con.execute("SELECT 1 FROM ledger_periods WHERE period = ?", [period]).fetchone():
+        if con.execute("SELECT 1 FROM ledger_periods WHERE period = ?", [period]).fetchall():
             raise StoreError(f"period {period} is already closed")
         con.register("frozen_lines", frozen.to_arrow())
         con.execute(f"INSERT INTO ledger_lines ({_COLUMNS}) SELECT {_COLUMNS} FROM frozen_lines")
@@ -161,8 +161,7 @@ def write_entry(
                 author,
                 posted_at.astimezone(UTC),
             ],
-        ).fetchone()
-        assert row is not None
+        ).fetchall()[0]
         append_audit(
             con,
             kind="adjustment",

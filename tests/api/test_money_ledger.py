@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from api.cli import app
-from api.ledger import close_period, load_ledger, post_entry, statement
+from api.ledger import ChargeCache, close_period, load_ledger, post_entry, statement
 from ingest.load import load_sacct_file
 from models.errors import InvalidRequest, PeriodClosed, UnknownGrant
 from models.policy import load_policy
@@ -319,3 +319,19 @@ def test_a_closed_statement_is_byte_identical_after_any_later_ingest(
     for (grant, fmt), data in frozen.items():
         assert render(statement(state, grant, "2026-10"), fmt) == data, (grant, fmt)
     con.close()
+
+
+def test_cached_charges_follow_new_batches_and_policies(tmp_path: Path) -> None:
+    con = small_site(tmp_path / "site.duckdb")
+    cache = ChargeCache()
+    first = load_ledger(con, as_of=CLOSE_OCT, cache=cache)
+    again = load_ledger(con, as_of=CLOSE_OCT, cache=cache)
+    assert again.view.equals(first.view)
+    load_sacct_file(con, SITE / "late.txt", observed_at=LATER_PULL)  # a new batch
+    after = load_ledger(con, as_of=CLOSE_OCT, cache=cache)
+    fresh = load_ledger(con, as_of=CLOSE_OCT)
+    assert after.view.equals(fresh.view) and not after.view.equals(first.view)
+    cheaper = load_policy(SITE / "policy.toml").model_copy(update={"rate_cards": []})
+    write_policy(con, cheaper, origin="no cards")  # a new policy version: nothing is priced
+    priced = load_ledger(con, as_of=CLOSE_OCT, cache=cache)
+    assert priced.view.height == 0 and priced.unbilled.height > 0
