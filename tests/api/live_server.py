@@ -125,3 +125,22 @@ def live_server(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
+
+
+def demo_store(db: Path, *, viewer_accounts: list[str] | None = None) -> dict[str, str]:
+    """Load the demo site into a new store at ``db``; return a token for every role
+    ({role: token}), the viewer's scoped to ``viewer_accounts`` (default ``["physics"]``)."""
+    from api.auth import Role, create_token
+    from api.demo import load_demo
+    from models.store import open_store
+
+    con = open_store(db)
+    try:
+        load_demo(con)
+        scoped = viewer_accounts or ["physics"]
+        return {
+            role.value: create_token(con, role, accounts=scoped if role is Role.viewer else None)[1]
+            for role in Role
+        }
+    finally:
+        con.close()

@@ -11,9 +11,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from live_server import LiveServer, base_env, cli, live_server
+from live_server import LiveServer, base_env, cli, demo_store, live_server
 
-from api.auth import Role, create_token
 from api.demo import load_demo
 from models.store import open_store, read_active_policy
 
@@ -32,17 +31,7 @@ class Site:
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     tmp = tmp_path_factory.mktemp("explain")
     db = tmp / "explain.duckdb"
-    con = open_store(db)
-    try:
-        load_demo(con)
-        tokens = {
-            role.value: create_token(
-                con, role, accounts=["physics"] if role is Role.viewer else None
-            )[1]
-            for role in Role
-        }
-    finally:
-        con.close()
+    tokens = demo_store(db)
     with live_server(tmp, db=db) as server:
         data = server.wait_for_snapshot(tokens["admin"]).json()["data"]
         users = [r for r in data if r["user"] and r["cluster"] == "hpc"]

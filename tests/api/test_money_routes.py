@@ -9,11 +9,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 import pytest
-from live_server import LiveServer, live_server
-
-from api.auth import Role, create_token
-from api.demo import load_demo
-from models.store import open_store
+from live_server import LiveServer, demo_store, live_server
 
 
 @dataclass
@@ -26,17 +22,7 @@ class Money:
 def money(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Money]:
     tmp = tmp_path_factory.mktemp("money")
     db = tmp / "money.duckdb"
-    con = open_store(db)
-    try:
-        load_demo(con)
-        tokens = {
-            role.value: create_token(
-                con, role, accounts=["physics"] if role is Role.viewer else None
-            )[1]
-            for role in Role
-        }
-    finally:
-        con.close()
+    tokens = demo_store(db)
     with live_server(tmp, db=db) as server:
         server.wait_for_snapshot(tokens["admin"])
         yield Money(server, tokens)

@@ -11,11 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))
 
-from live_server import LiveServer, live_server, wait_until  # noqa: E402
-
-from api.auth import Role, create_token  # noqa: E402
-from api.demo import load_demo  # noqa: E402
-from models.store import open_store  # noqa: E402
+from live_server import LiveServer, demo_store, live_server, wait_until  # noqa: E402
 
 VIEWER_ACCOUNTS = ["physics"]
 VIEWER_SEES = {"physics", "physics-lab", "physics-hpc"}  # physics and the accounts below it
@@ -32,17 +28,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     """The demo site served by a real ``fairledger serve``, with its first snapshot published."""
     tmp = tmp_path_factory.mktemp("dashboards")
     db = tmp / "demo.duckdb"
-    con = open_store(db)
-    try:
-        load_demo(con)
-        tokens = {
-            role.value: create_token(
-                con, role, accounts=VIEWER_ACCOUNTS if role is Role.viewer else None
-            )[1]
-            for role in Role
-        }
-    finally:
-        con.close()
+    tokens = demo_store(db, viewer_accounts=VIEWER_ACCOUNTS)
     with live_server(tmp, db=db) as server:
         server.wait_for_snapshot(tokens["admin"])
 
