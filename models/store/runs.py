@@ -15,6 +15,7 @@ from datetime import datetime
 
 import duckdb
 import polars as pl
+import pyarrow as pa
 
 from models.errors import StoreError
 from models.frames import QUARANTINE, RUNS, STEPS, UTC_TIME, conform
@@ -89,6 +90,17 @@ def _hash_sql(schema: dict[str, pl.DataType]) -> str:
 _PROGRESS_SQL = "(CASE WHEN end_at IS NOT NULL THEN 2 WHEN start_at IS NOT NULL THEN 1 ELSE 0 END)"
 
 
+# Rows per Arrow record batch handed to DuckDB: with several batches its scan (and the content
+# hash computed on the way) runs on all its threads instead of one.
+_BATCH_ROWS = 122_880
+
+
+def _record_batches(frame: pl.DataFrame) -> pa.Table:
+    """Return ``frame`` as an Arrow table cut into record batches of ``_BATCH_ROWS`` rows."""
+    table = frame.to_arrow()
+    return pa.Table.from_batches(table.to_batches(max_chunksize=_BATCH_ROWS), schema=table.schema)
+
+
 def _upsert(
     con: duckdb.DuckDBPyConnection,
     *,
@@ -116,7 +128,8 @@ def _upsert(
         f"SELECT *, {_hash_sql(schema)} AS row_hash, ?::BIGINT AS batch_id, "
         f"now() AS ingested_at FROM incoming"
     )
-    if not staged[key].is_unique().all():
+    unique = bool(staged[key].is_unique().all())
+    if not unique:
         # One row per (key, content): the latest observation, and of those the later line.
         staged = staged.with_row_index("_line")
         hashed = (
@@ -124,22 +137,28 @@ def _upsert(
             f"PARTITION BY {key}, row_hash ORDER BY observed_at DESC, _line DESC) AS _n "
             f"FROM ({hashed})) WHERE _n = 1"
         )
-    con.register("incoming", staged.to_arrow())
+    con.register("incoming", _record_batches(staged))
     try:
+        keys = f"SEMI JOIN (SELECT DISTINCT {key} FROM incoming) s ON t.{key} = s.{key}"
+        stored = (
+            f"SELECT {key} AS k, row_hash, observed_at, {_PROGRESS_SQL} AS progress, "
+            f"true AS was_current FROM {table} t {keys}"
+        )
+        if history:
+            stored += (
+                f" UNION ALL SELECT {key}, row_hash, observed_at, {_PROGRESS_SQL}, false "
+                f"FROM {history} t {keys}"
+            )
+        con.execute(f"CREATE OR REPLACE TEMP TABLE stored AS {stored}")
+        if unique and not con.execute("SELECT count(*) FROM stored").fetchall()[0][0]:
+            # Every key is new and comes once (a first load): each row is its run's only
+            # version, so it goes straight into the table, hashed on the way.
+            con.execute(f"INSERT INTO {table} BY NAME {hashed}", [batch_id])
+            con.execute("DROP TABLE stored")
+            return staged.height, 0, 0
         con.execute(f"CREATE OR REPLACE TEMP TABLE staged AS {hashed}", [batch_id])
     finally:
         con.unregister("incoming")
-    keys = f"SEMI JOIN (SELECT DISTINCT {key} FROM staged) s ON t.{key} = s.{key}"
-    stored = (
-        f"SELECT {key} AS k, row_hash, observed_at, {_PROGRESS_SQL} AS progress, "
-        f"true AS was_current FROM {table} t {keys}"
-    )
-    if history:
-        stored += (
-            f" UNION ALL SELECT {key}, row_hash, observed_at, {_PROGRESS_SQL}, false "
-            f"FROM {history} t {keys}"
-        )
-    con.execute(f"CREATE OR REPLACE TEMP TABLE stored AS {stored}")
     # A stored content observed again later: its observed_at moves to the later time.
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE bumped AS SELECT s.{key} AS k, s.row_hash, "
