@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
-import duckdb
 import polars as pl
 
 from models.charges import CHARGE_RUN_COLUMNS, Charges, charge_runs
@@ -23,7 +22,7 @@ from models.ledger import ledger_view, next_period, to_freeze
 from models.policy import Policy
 from models.statement import Statement
 from models.statements import build_statement
-from models.store import read_active_policy, read_runs
+from models.store import Connection, read_active_policy, read_runs
 from models.store.ledger import (
     ClosedPeriod,
     last_closed_period,
@@ -34,6 +33,7 @@ from models.store.ledger import (
     write_period_close,
 )
 from models.store.policies import read_policy_version
+from models.store.snapshots import read_watermark
 
 RenderAll = Callable[[Statement, Sequence[str]], dict[str, bytes]]
 HASHED_FORMATS = ("csv", "json", "xlsx", "pdf")
@@ -84,12 +84,12 @@ class ChargeCache:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._key: tuple[int, int] | None = None
+        self._key: tuple[object, int] | None = None
         self._charges: Charges | None = None
 
-    def get(self, key: tuple[int, int], compute: Callable[[], Charges]) -> Charges:
-        """Return the charges for ``key`` (latest batch id, policy version), computing them
-        once per key."""
+    def get(self, key: tuple[object, int], compute: Callable[[], Charges]) -> Charges:
+        """Return the charges for ``key`` (the runs' watermark, policy version), computing
+        them once per key."""
         with self._lock:
             if self._key != key or self._charges is None:
                 self._charges = compute()
@@ -97,13 +97,8 @@ class ChargeCache:
             return self._charges
 
 
-def _latest_batch(con: duckdb.DuckDBPyConnection) -> int:
-    rows = con.execute("SELECT coalesce(max(batch_id), 0) FROM ingest_batches").fetchall()
-    return int(rows[0][0])
-
-
 def load_ledger(
-    con: duckdb.DuckDBPyConnection, *, as_of: datetime, cache: ChargeCache | None = None
+    con: Connection, *, as_of: datetime, cache: ChargeCache | None = None
 ) -> LedgerState:
     """Return the ledger as of ``as_of``: the active policy's charges of the stored runs, the
     frozen lines of closed periods and people's entries (one read transaction). With
@@ -119,7 +114,7 @@ def load_ledger(
             runs = read_runs(con, columns=CHARGE_RUN_COLUMNS, clusters=clusters)
             return charge_runs(runs, active.policy)
 
-        key = (_latest_batch(con), active.version_id)
+        key = (read_watermark(con, clusters=clusters), active.version_id)
         charges = compute() if cache is None else cache.get(key, compute)
         frozen = read_frozen_lines(con)
         entries = read_entries(con)
@@ -198,7 +193,7 @@ def check_closable(state: LedgerState, period: str) -> None:
 
 
 def close_period(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     period: str,
     *,
     actor: str,
@@ -212,11 +207,10 @@ def close_period(
     state = load_ledger(con, as_of=now)
     check_closable(state, period)
     lines = to_freeze(state.view, period)
-    closed_view = state.view
     hashes: dict[tuple[str, str], tuple[str, int]] = {}
     for grant in grants_in_period(state.policy, period):
         frozen = build_statement(
-            closed_view,
+            state.view,
             grant,
             period,
             rate_cards=list(state.policy.rate_cards),
@@ -240,7 +234,7 @@ def close_period(
 
 
 def post_entry(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     *,
     grant_id: str,
     amount: Decimal | None,

@@ -34,7 +34,13 @@ from api.schemas import (
 from api.settings import Settings
 from models.fairshare import compute_factors
 from models.frames import FACTORS, conform
-from models.snapshots import FactorSnapshot, SnapshotMeta, build_snapshot, scoped_snapshot
+from models.snapshots import (
+    FactorSnapshot,
+    SnapshotMeta,
+    accounts_within,
+    build_snapshot,
+    scoped_snapshot,
+)
 from models.store import PolicyVersion, read_active_policy, read_runs, read_source_states
 from models.store.handle import StoreHandle
 from models.store.snapshots import (
@@ -290,6 +296,13 @@ class Service:
                 if self.snapshot is snapshot:
                     self._views[key] = found
         return found
+
+    def scope(self, principal: Principal) -> set[tuple[str, str]] | None:
+        """Return the (cluster, account) pairs ``principal`` may see: a viewer's accounts and
+        those below them in the current snapshot; None for every role that sees all."""
+        if principal.role is not Role.viewer:
+            return None
+        return accounts_within(self.current().frame, principal.accounts or ())
 
     def sshare(self, snapshot: FactorSnapshot) -> tuple[bytes, str]:
         """Return (sshare text, its strong ETag) for ``snapshot``, made once."""

@@ -18,7 +18,7 @@ from decimal import Decimal
 
 import polars as pl
 
-from models.charges import QUOTE_SCHEMA, charge_runs
+from models.charges import CHARGE_RUNS, charge_runs
 from models.grants import Grant, GrantMember, Rate, RateCard
 from models.ledger import empty_ledger, ledger_view
 from models.policy import Cluster, Policy
@@ -75,8 +75,8 @@ def synthetic_runs(n: int, *, accounts: int, seed: int = 1) -> pl.DataFrame:
             start_at=start,
             end_at=start + pl.duration(seconds=pl.col("elapsed_s")),
         )
-        .select(list(QUOTE_SCHEMA))
-        .cast(QUOTE_SCHEMA)
+        .select(list(CHARGE_RUNS))
+        .cast(CHARGE_RUNS)
     )  # type: ignore[arg-type]
 
 

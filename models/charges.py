@@ -11,13 +11,12 @@ arithmetic. No float touches an amount. See ``docs/money.md`` for every rule.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from decimal import Decimal
 
 import polars as pl
 
 from models.errors import PolicyError
-from models.frames import UTC_TIME
+from models.frames import RUNS, UTC_TIME
 from models.grants import Charging, RateCard, assign_grants, day_start
 from models.policy import Policy
 from models.statement import CHARGE_COLUMNS, MONEY
@@ -46,6 +45,9 @@ CHARGE_RUN_COLUMNS = (
     "alloc_gpus",
     "gpu_type",
 )
+
+# The charging input's dtypes: those of the canonical runs.
+CHARGE_RUNS: dict[str, pl.DataType] = {c: RUNS[c] for c in CHARGE_RUN_COLUMNS}
 
 # A charge line as computed (the statement's CHARGE_COLUMNS plus the grant, period and seconds).
 LINES: dict[str, pl.DataType] = {
@@ -392,68 +394,3 @@ def charge_runs(runs: pl.DataFrame, policy: Policy) -> Charges:
         lines=_finish(lines, ended, decimals),
         unbilled=pl.concat([u.select(list(UNBILLED)) for u in unbilled]).sort("run_key"),
     )
-
-
-def quote_run(
-    policy: Policy,
-    *,
-    at: datetime,
-    cluster: str,
-    partition: str,
-    account: str,
-    user: str,
-    qos: str,
-    hours: Decimal,
-    cpus: int,
-    gpus: int = 0,
-    gpu_model: str | None = None,
-    mem_gb: Decimal = Decimal(0),
-    nodes: int = 1,
-) -> Charges:
-    """Return what a job with these resources ending at ``at`` would be charged (and by which
-    grant); ``hours`` is rounded to whole seconds."""
-    seconds = int((hours * 3600).to_integral_value())
-    at = at.astimezone(UTC)
-    run = {
-        "run_key": "quote",
-        "cluster": cluster,
-        "job_id": "quote",
-        "job_id_raw": "quote",
-        "account": account,
-        "user": user,
-        "partition": partition,
-        "qos": qos,
-        "state": "COMPLETED",
-        "submit_at": at,
-        "start_at": at,
-        "end_at": at,
-        "elapsed_s": seconds,
-        "alloc_nodes": nodes,
-        "alloc_cpus": cpus,
-        "alloc_mem_mb": float(mem_gb * MB_PER_GIB),
-        "alloc_gpus": gpus,
-        "gpu_type": gpu_model,
-    }
-    return charge_runs(pl.DataFrame([run], schema=QUOTE_SCHEMA), policy)
-
-
-QUOTE_SCHEMA: dict[str, pl.DataType] = {
-    "run_key": pl.String(),
-    "cluster": pl.String(),
-    "job_id": pl.String(),
-    "job_id_raw": pl.String(),
-    "account": pl.String(),
-    "user": pl.String(),
-    "partition": pl.String(),
-    "qos": pl.String(),
-    "state": pl.String(),
-    "submit_at": UTC_TIME,
-    "start_at": UTC_TIME,
-    "end_at": UTC_TIME,
-    "elapsed_s": pl.Int64(),
-    "alloc_nodes": pl.Int32(),
-    "alloc_cpus": pl.Int32(),
-    "alloc_mem_mb": pl.Float64(),
-    "alloc_gpus": pl.Int32(),
-    "gpu_type": pl.String(),
-}

@@ -15,8 +15,8 @@ import polars as pl
 import typer
 
 from api.ledger import LedgerState, close_period, load_ledger, post_entry, statement
-from models.charges import quote_run
 from models.errors import FairledgerError
+from models.quotes import quote_run
 
 
 class StatementFormat(StrEnum):

@@ -147,9 +147,7 @@ def _scope(
     if principal.role is not Role.viewer and account is None:
         return None
     frame = service.current().frame
-    allowed = (
-        accounts_within(frame, principal.accounts or ()) if principal.role is Role.viewer else None
-    )
+    allowed = service.scope(principal)
     if account is None:
         return allowed
     if allowed is not None and not any(a == account for _, a in allowed):

@@ -16,17 +16,15 @@ import polars as pl
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from api.auth import ADMIN, AUDITOR, FINANCE, VIEWER, Principal, Role, require
+from api.auth import ADMIN, AUDITOR, FINANCE, VIEWER, require
 from api.deps import ServiceDep
 from api.errors import NotReady
 from api.ledger import UnknownGrant, load_ledger, statement
 from api.routes.dashboards import CHART_ERRORS, Format, chart_response
-from api.service import Service
 from dashboards.charts import burndown_chart, compliance_chart
 from models.dashboard_data import burndown_points, compliance_status
 from models.frames import conform
 from models.grants import Grant, period_of
-from models.snapshots import accounts_within
 from models.store import read_active_policy, read_runs
 from models.store.verdicts import read_grant_verdicts, read_latest_verdict_batch
 from models.verdicts import VERDICTS
@@ -36,14 +34,6 @@ router = APIRouter(tags=["dashboards"])
 GRANT_ROLES = (ADMIN, AUDITOR, FINANCE, VIEWER)
 # The same roles as /v1/compliance: verdicts are the auditors' and finance's evidence.
 COMPLIANCE_ROLES = (ADMIN, AUDITOR, FINANCE)
-
-
-def _allowed(service: Service, principal: Principal) -> set[tuple[str, str]] | None:
-    """Return the (cluster, account) pairs a viewer may see, or None for every role that sees
-    all."""
-    if principal.role is not Role.viewer:
-        return None
-    return accounts_within(service.current().frame, principal.accounts or ())
 
 
 def visible_grants(grants: list[Grant], allowed: set[tuple[str, str]] | None) -> list[Grant]:
@@ -74,7 +64,7 @@ def grant_burndown(
     """Return a grant's burn-down: the remaining budget per day from the grant's start to the
     period's end, then the forecast at the period's burn rate until it runs out or ends."""
     now = service.clock().astimezone(UTC)
-    allowed = _allowed(service, request.state.principal)
+    allowed = service.scope(request.state.principal)
     with service.store.reading() as cur:
         state = load_ledger(cur, as_of=now, cache=service.charges)
     grants = visible_grants(state.policy.grants, allowed)

@@ -8,23 +8,31 @@ it is asked for, and its SHA-256 is the one recorded at close (``X-Statement-SHA
 from __future__ import annotations
 
 import asyncio
-from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any
 
 import polars as pl
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
 
 from api.auth import ADMIN, AUDITOR, FINANCE, VIEWER, Principal, require
 from api.deps import ServiceDep
 from api.ledger import LedgerState, check_period, close_period, load_ledger, post_entry, statement
+from api.money_schemas import (
+    AdjustmentPosted,
+    AdjustmentRequest,
+    ClosedPeriodPublic,
+    GrantBalance,
+    GrantList,
+    PeriodList,
+    QuoteLine,
+    QuotePublic,
+)
 from api.schemas import Problem
 from api.service import Service
-from models.charges import quote_run
 from models.errors import Conflict, InvalidRequest, UnknownGrant
 from models.grants import Grant
+from models.quotes import quote_run
 from models.store import read_active_policy, write_policy
 from models.store.ledger import read_statement_hashes
 
@@ -45,95 +53,13 @@ def _money(value: Decimal, decimals: int) -> str:
     return str(value.quantize(Decimal(1).scaleb(-decimals)))
 
 
-class GrantBalance(BaseModel):
-    id: str
-    funder: str
-    unit: str
-    budget: str
-    charged: str = Field(description="everything posted to the grant so far (open periods live)")
-    balance: str
-    start: date
-    end: date
-    regime: str | None
-    accounts: list[str]
-
-
-class GrantList(BaseModel):
-    data: list[GrantBalance]
-    count: int
-
-
-class ClosedPeriodPublic(BaseModel):
-    period: str
-    closed_at: str
-    closed_by: str
-    policy_version: int
-    lines: int
-    total: str
-    statements: dict[str, str] = Field(default={}, description='{"GRANT/format": sha256}')
-
-
-class PeriodList(BaseModel):
-    closed: list[ClosedPeriodPublic]
-    first_open: str = Field(description="where adjustments and refunds are posted now")
-    next_to_close: str = Field(description="the only period a close may name next")
-
-
-class AdjustmentRequest(BaseModel):
-    reason: str = Field(min_length=1)
-    amount: Decimal | None = Field(
-        default=None, description="positive charges the grant, negative credits it"
-    )
-    run_key: str | None = Field(default=None, description="refund this run's whole charge")
-
-
-class AdjustmentPosted(BaseModel):
-    entry_id: int
-    grant_id: str
-    period: str
-    amount: str
-    kind: str
-
-
-class QuoteLine(BaseModel):
-    resource: str
-    quantity: float
-    hours: float
-    unit_price: str
-    multiplier: str
-    amount: str
-
-
-class QuotePublic(BaseModel):
-    grant_id: str | None
-    rate_card: str | None
-    currency: str | None
-    total: str
-    lines: list[QuoteLine]
-    not_charged: str | None = Field(default=None, description="why such a job is not charged")
-
-
 @router.get("/v1/grants", dependencies=[require(*MONEY_READERS)], responses=_ERRORS)
 async def list_grants(service: ServiceDep) -> GrantList:
     """Return every grant with its budget, what is charged so far and the balance."""
     state = await asyncio.to_thread(_state, service)
     spent = dict(state.view.group_by("grant_id").agg(pl.col("amount").sum()).iter_rows())
     d = state.policy.charging.decimals
-    data = [
-        GrantBalance(
-            id=g.id,
-            funder=g.funder,
-            unit=g.unit,
-            budget=str(g.budget),
-            charged=_money(Decimal(spent.get(g.id) or 0), d),
-            balance=_money(g.budget - Decimal(spent.get(g.id) or 0), d),
-            start=g.start,
-            end=g.end,
-            regime=g.regime,
-            accounts=sorted({m.account for m in g.members}),
-        )
-        for g in state.policy.grants
-    ]
+    data = [GrantBalance.of(g, Decimal(spent.get(g.id) or 0), d) for g in state.policy.grants]
     return GrantList(data=data, count=len(data))
 
 
@@ -141,7 +67,8 @@ async def list_grants(service: ServiceDep) -> GrantList:
 async def add_grant(service: ServiceDep, grant: Grant) -> GrantBalance:
     """Add a grant to the active policy (a new policy version); 409 if the id exists."""
 
-    def add() -> None:
+    def add() -> int:
+        """Record the policy with the grant; return its charging decimals."""
         with service.store.write() as cur:
             active = read_active_policy(cur)
             if active is None:
@@ -158,20 +85,10 @@ async def add_grant(service: ServiceDep, grant: Grant) -> GrantBalance:
             except ValueError as exc:
                 raise InvalidRequest(str(exc)) from exc
             write_policy(cur, policy, origin=f"POST /v1/grants {grant.id}")
+        return policy.charging.decimals
 
-    await asyncio.to_thread(add)
-    return GrantBalance(
-        id=grant.id,
-        funder=grant.funder,
-        unit=grant.unit,
-        budget=str(grant.budget),
-        charged="0",
-        balance=str(grant.budget),
-        start=grant.start,
-        end=grant.end,
-        regime=grant.regime,
-        accounts=sorted({m.account for m in grant.members}),
-    )
+    decimals = await asyncio.to_thread(add)
+    return GrantBalance.of(grant, Decimal(0), decimals)
 
 
 @router.get(
@@ -233,17 +150,7 @@ async def list_periods(service: ServiceDep) -> PeriodList:
                     for g in state.policy.grants
                     for fmt, sha in read_statement_hashes(cur, g.id, c.period).items()
                 }
-                closed.append(
-                    ClosedPeriodPublic(
-                        period=c.period,
-                        closed_at=c.closed_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-                        closed_by=c.closed_by,
-                        policy_version=c.policy_version,
-                        lines=c.lines,
-                        total=str(c.total),
-                        statements=hashes,
-                    )
-                )
+                closed.append(ClosedPeriodPublic.of(c, hashes))
         return PeriodList(
             closed=closed, first_open=state.first_open, next_to_close=state.next_to_close
         )
@@ -268,15 +175,8 @@ async def close(service: ServiceDep, request: Request, period: str) -> ClosedPer
                 now=service.clock(),
                 render_all=render_all,
             )
-        return ClosedPeriodPublic(
-            period=closed.period,
-            closed_at=closed.closed_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-            closed_by=closed.closed_by,
-            policy_version=closed.policy_version,
-            lines=closed.lines,
-            total=str(closed.total),
-            statements={f"{g}/{f}": sha for (g, f), (sha, _) in sorted(hashes.items())},
-        )
+        statements = {f"{g}/{f}": sha for (g, f), (sha, _) in sorted(hashes.items())}
+        return ClosedPeriodPublic.of(closed, statements)
 
     return await asyncio.to_thread(run)
 
@@ -334,7 +234,8 @@ async def quote(
 ) -> QuotePublic:
     """Return what such a job would cost if it ended now, and which grant would pay."""
     principal: Principal = request.state.principal
-    if principal.accounts is not None and account not in _visible_accounts(service, principal):
+    allowed = service.scope(principal)
+    if allowed is not None and account not in {a for _, a in allowed}:
         raise UnknownGrant(f"account {account!r} is outside this token's accounts")
 
     def run() -> QuotePublic:
@@ -383,13 +284,6 @@ async def quote(
         )
 
     return await asyncio.to_thread(run)
-
-
-def _visible_accounts(service: Service, principal: Principal) -> set[str]:
-    from models.snapshots import accounts_within
-
-    snapshot = service.current()
-    return {a for _, a in accounts_within(snapshot.frame, principal.accounts or ())}
 
 
 @router.get("/v1/unbilled", dependencies=[require(*MONEY_READERS)], responses=_ERRORS)

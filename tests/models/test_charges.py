@@ -10,10 +10,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.charges import QUOTE_SCHEMA, charge_runs, quote_run
+from models.charges import CHARGE_RUNS, charge_runs
 from models.errors import PolicyError
 from models.grants import RateCard
 from models.policy import Policy, load_policy_text
+from models.quotes import quote_run
 
 POLICY = """
 [[clusters]]
@@ -109,7 +110,7 @@ def run(
 
 
 def frame(*runs: dict[str, object]) -> pl.DataFrame:
-    return pl.DataFrame(list(runs), schema=QUOTE_SCHEMA)
+    return pl.DataFrame(list(runs), schema=CHARGE_RUNS)
 
 
 def amounts(lines: pl.DataFrame) -> dict[tuple[str, str], Decimal]:

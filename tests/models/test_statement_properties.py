@@ -10,7 +10,7 @@ import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.charges import QUOTE_SCHEMA, charge_runs
+from models.charges import CHARGE_RUNS, charge_runs
 from models.ledger import empty_ledger, ledger_view, next_period, to_freeze
 from models.policy import load_policy_text
 from models.statement import Statement
@@ -88,7 +88,7 @@ def frame(spec: list[tuple[str, str, int, int, int, int, str]]) -> pl.DataFrame:
                 "gpu_type": None,
             }
         )
-    return pl.DataFrame(rows, schema=QUOTE_SCHEMA)
+    return pl.DataFrame(rows, schema=CHARGE_RUNS)
 
 
 def statements(view: pl.DataFrame, closed: set[str]) -> dict[str, Statement]:
