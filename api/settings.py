@@ -84,8 +84,6 @@ class SacctSource(BaseModel):
             missing = [k for k in ("url", "user", "token_file") if getattr(self, k) is None]
             if missing:
                 raise ValueError(f"a slurmrestd source needs {', '.join(missing)}")
-        if self.kind != "sacct" and self.reconcile.enabled:
-            raise ValueError(f"reconcile is for sacct sources only, not {self.kind}")
         return self
 
 

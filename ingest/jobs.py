@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Literal, Protocol, cast
 
 from ingest.load import field_order, write_parsed
@@ -198,7 +199,7 @@ def _pull(
             start = state.watermark - timedelta(seconds=source.lookback_s)
         else:
             start = resolve_sacct_time(source.initial_start, now=started_at, tz=source.tz)
-        fetch = _fetcher(source, start=start, end=started_at, runner=runner)
+        fetch = window_fetcher(source, start=start, end=started_at, runner=runner)
     except (FairledgerError, ValueError, LookupError) as exc:  # a bad start, an unknown zone
         return failed(f"bad source settings: {exc}", 0)
 
@@ -219,15 +220,11 @@ def _pull(
         return failed(error, attempts, start)
 
     try:
-        kind = _kind(source)
-        if kind == "sacct":
-            batch = parse_sacct(text, source=source.name, cluster=source.cluster, tz=source.tz)
-        else:
-            batch = parse_sacct_json(text, source=source.name, cluster=source.cluster)
+        batch = parse_pulled(source, text)
         with store.write() as cur:
             summary = write_sacct_pull(
                 cur, source, batch, text, started_at=started_at, advance_watermark=True,
-                parser=kind,
+                parser=source_kind(source),
             )  # fmt: skip
     except Exception as exc:  # a failed load must degrade the source, whatever the cause
         if not isinstance(exc, FairledgerError):  # a bug, not bad input: keep the traceback
@@ -264,25 +261,61 @@ def write_sacct_pull(
     )
 
 
-def _kind(source: ScheduledSacct) -> str:
+def source_kind(source: ScheduledSacct) -> str:
     """Return the source's kind: ``sacct`` (text), ``sacct_json`` or ``slurmrestd``."""
     return str(getattr(source, "kind", "sacct"))
 
 
-def _fetcher(
-    source: ScheduledSacct, *, start: datetime, end: datetime, runner: Runner
+def parse_pulled(source: ScheduledSacct, text: str) -> SacctBatch:
+    """Return the batch of what a pull of ``source`` fetched, parsed by its kind:
+    ``parse_sacct`` for sacct text, ``parse_sacct_json`` for sacct_json and slurmrestd."""
+    if source_kind(source) == "sacct":
+        return parse_sacct(text, source=source.name, cluster=source.cluster, tz=source.tz)
+    return parse_sacct_json(text, source=source.name, cluster=source.cluster)
+
+
+def window_fetcher(
+    source: ScheduledSacct,
+    *,
+    start: datetime,
+    end: datetime,
+    runner: Runner,
+    timeout_s: int | None = None,
 ) -> Callable[[], str]:
     """Return the call that fetches ``source``'s window (sacct text, sacct --json or
-    slurmrestd); a bad setting raises here, before any attempt."""
-    kind = _kind(source)
+    slurmrestd), each call one attempt that raises SourceUnavailable when it fails;
+    ``timeout_s`` replaces ``source.timeout_s`` (a reconciliation's own). A bad setting raises
+    here, before any attempt."""
+    kind = source_kind(source)
+    timeout = source.timeout_s if timeout_s is None else timeout_s
     if kind == "slurmrestd":
-        rest = cast(RestPull, source)
+        rest = _RestSettings.of(cast(RestPull, source), timeout_s=timeout)
         slurmdb_jobs_url(rest.url or "", version=rest.api_version)  # bad settings fail here
         slurmdb_jobs_query(start, end, tz=rest.tz)
         return lambda: fetch_rest_source(rest, start=start, end=end)
     command = sacct_json_command if kind == "sacct_json" else sacct_command
     argv = command(source, start=start, end=end)
-    return lambda: fetch_sacct(argv, runner=runner, timeout_s=source.timeout_s, tz=source.tz)
+    return lambda: fetch_sacct(argv, runner=runner, timeout_s=timeout, tz=source.tz)
+
+
+@dataclass(frozen=True)
+class _RestSettings:
+    """A slurmrestd source's settings (``RestPull``), with the timeout of this fetch."""
+
+    cluster: str | None
+    url: str | None
+    api_version: str
+    user: str | None
+    token_file: Path | None
+    tz: str
+    timeout_s: int
+
+    @classmethod
+    def of(cls, rest: RestPull, *, timeout_s: int) -> _RestSettings:
+        return cls(
+            rest.cluster, rest.url, rest.api_version, rest.user, rest.token_file, rest.tz,
+            timeout_s,
+        )  # fmt: skip
 
 
 def _too_soon(state: SourceState, source: ScheduledSacct, at: datetime) -> str | None:

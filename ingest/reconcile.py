@@ -1,12 +1,15 @@
-"""Reconciliation: a wide pull of a sacct source, compared with the store, then landed.
+"""Reconciliation: a wide pull of a scheduled source, compared with the store, then landed.
 
 The frequent pull re-reads only ``lookback_s`` before its watermark, so a record the source
 rewrote later, or one a lost batch never stored, stays wrong. Now and then (``reconcile``
 settings, default daily) the last ``window_days`` whole UTC days up to now are pulled through the
-same runner, parsed, and compared with the store *before* they land: per day (by ``end_at``, by
+fetch of the source's kind (sacct text, ``sacct --json`` or slurmrestd: ``ingest.jobs``'s
+``window_fetcher``, with ``reconcile.timeout_s`` and no retries), parsed by its kind
+(``parse_pulled``), and compared with the store *before* they land: per day (by ``end_at``, by
 ``submit_at`` for runs that have not ended) the runs of the pull and of the store; the gaps
 (pulled runs the store lacks) and the changed runs (same ``run_key``, other content). Then the
-pull lands as a normal batch, so gaps are filled and changes become new versions, and the report
+pull lands as a normal batch recording the kind as its parser (so a quarantined JSON job is
+retried with the JSON parser), gaps are filled and changes become new versions, and the report
 is stored (``models.store.reconciliations``). The source's watermark is not touched.
 
 The pull holds the cluster's lock of ``ingest.jobs``: it never runs beside that cluster's
@@ -21,8 +24,15 @@ from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 from typing import Protocol
 
-from ingest.jobs import ScheduledSacct, cluster_lock, write_sacct_pull
-from ingest.sources.sacct import Runner, fetch_sacct, parse_sacct, sacct_command, subprocess_runner
+from ingest.jobs import (
+    ScheduledSacct,
+    cluster_lock,
+    parse_pulled,
+    source_kind,
+    window_fetcher,
+    write_sacct_pull,
+)
+from ingest.sources.sacct import Runner, subprocess_runner
 from models.errors import FairledgerError
 from models.store.handle import StoreHandle
 from models.store.reconciliations import Reconciliation, compare_with_store, write_reconciliation
@@ -124,10 +134,12 @@ def _reconcile(
             source.name, source.cluster, started_at, started_at, start, end, "failed", error
         )
 
-    try:
-        argv = sacct_command(source, start=start, end=end)
-        text = fetch_sacct(argv, runner=runner, timeout_s=source.reconcile.timeout_s, tz=source.tz)
-        batch = parse_sacct(text, source=source.name, cluster=source.cluster, tz=source.tz)
+    try:  # one attempt, through the fetch and the parser of the source's regular pull
+        fetch = window_fetcher(
+            source, start=start, end=end, runner=runner, timeout_s=source.reconcile.timeout_s
+        )
+        text = fetch()
+        batch = parse_pulled(source, text)
         clusters = batch.runs["cluster"].unique().drop_nulls().to_list()
         if source.cluster:
             clusters = sorted({*clusters, source.cluster})
@@ -136,8 +148,12 @@ def _reconcile(
                 cur, batch.runs, clusters=clusters, first_day=start.date(), last_day=end.date()
             )
         with store.write() as cur:  # the watermark stays: this is a look back, not a pull
-            summary = write_sacct_pull(cur, source, batch, text, started_at=started_at)
-    except (FairledgerError, ValueError, LookupError) as exc:
+            summary = write_sacct_pull(
+                cur, source, batch, text, started_at=started_at, parser=source_kind(source)
+            )
+    except Exception as exc:  # a failed fetch or load is a failed report, never a crashed job
+        if not isinstance(exc, FairledgerError | ValueError | LookupError):  # a bug: keep it
+            log.exception("reconciliation of %s crashed", source.name)
         return failed(f"{type(exc).__name__}: {exc}")
     days = comparison.days
     return Reconciliation(

@@ -331,7 +331,7 @@ def test_the_settings_name_the_kind_and_refuse_what_it_cannot_do(tmp_path: Path)
     assert kinds == [("text", "sacct"), ("json", "sacct_json"), ("rest", "slurmrestd")]
     with pytest.raises(ValidationError, match="needs url, token_file"):
         SacctSource(name="rest", kind="slurmrestd", user="fairledger")
-    with pytest.raises(ValidationError, match="reconcile is for sacct sources only"):
-        SacctSource(name="json", kind="sacct_json", reconcile={"enabled": True})
+    reconciled = SacctSource(name="json", kind="sacct_json", reconcile={"enabled": True})
+    assert reconciled.reconcile.enabled  # every kind can be reconciled
     with pytest.raises(ValidationError):
         SacctSource(name="x", kind="squeue")
