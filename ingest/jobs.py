@@ -27,6 +27,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Literal, Protocol, cast
 
+import httpx
+
 from ingest.load import field_order, write_parsed
 from ingest.sources.sacct import (
     Runner,
@@ -290,7 +292,11 @@ def window_fetcher(
     timeout = source.timeout_s if timeout_s is None else timeout_s
     if kind == "slurmrestd":
         rest = _RestSettings.of(cast(RestPull, source), timeout_s=timeout)
-        slurmdb_jobs_url(rest.url or "", version=rest.api_version)  # bad settings fail here
+        url = slurmdb_jobs_url(rest.url or "", version=rest.api_version)  # bad settings fail here
+        try:
+            httpx.URL(url)  # else a bad port escapes fetch_rest_source as httpx.InvalidURL
+        except httpx.InvalidURL as exc:
+            raise ValueError(f"slurmrestd url {rest.url!r}: {exc}") from exc
         slurmdb_jobs_query(start, end, tz=rest.tz)
         return lambda: fetch_rest_source(rest, start=start, end=end)
     command = sacct_json_command if kind == "sacct_json" else sacct_command
