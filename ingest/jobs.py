@@ -1,7 +1,9 @@
 """Scheduled ingest: one pull of a configured ``sacct`` source into the store.
 
 A source's ``kind`` says what is pulled: ``sacct`` text (the default), ``sacct --json`` or
-slurmrestd's ``/slurmdb/v0.0.NN/jobs``; everything below holds for all three.
+slurmrestd's ``/slurmdb/v0.0.NN/jobs``; everything below holds for all three. The fetch of a
+window (``window_fetcher``) and the parse of what came back (``parse_pulled``) are shared with
+the reconciliation (``ingest.reconcile``).
 
 A pull reads ``[watermark - lookback_s, now]`` (the first one ``[initial_start, now]``), because
 ``sacct -S/-E`` selects the records *active* in a window and a record can change after it
