@@ -82,33 +82,51 @@ def record_line_sql() -> str:
     return "'{' || " + " || ".join(parts) + " || '}'"
 
 
-def _fast_json(kind: Kind, expr: str) -> str:
-    if kind == "str" or kind == "strs":
-        return f"coalesce(to_json({expr}), 'null')"
-    return _json(kind, expr)
+# DuckDB's to_json writes a double as Python's repr does for 0 and for magnitudes in
+# [1e-4, 1e16); outside it (1e-07, 1e+16) and for NaN or infinities it writes other text.
+_FLOAT_LIKE_PYTHON = "({x} IS NULL OR {x} = 0 OR (abs({x}) >= 1e-4 AND abs({x}) < 1e16))"
+
+
+def _fast_value(name: str, kind: Kind) -> str:
+    quoted = '"' + name + '"'
+    if kind == "time":  # the documented text, which to_json then quotes
+        return f"strftime({quoted} AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%S.%fZ')"
+    return quoted
 
 
 def _fast_line_sql() -> str:
-    """Return SQL of the record line with DuckDB's to_json for strings.
+    """Return SQL of the record line written by DuckDB's to_json over one struct of the row.
 
     It equals the documented line unless a string holds a control character other than
-    \\b \\t \\n \\f \\r (to_json writes ``\\u001A`` where Python writes ``\\u001a``): such a line
-    contains ``\\u00``, which ``record_lines_sql`` sends to the exact expression.
+    \\b \\t \\n \\f \\r (to_json writes ``\\u001A`` where Python writes ``\\u001a``), which
+    puts ``\\u00`` in the line, or a float is outside ``_FLOAT_LIKE_PYTHON``: ``_fast_ok_sql``
+    says when, and ``record_lines_sql`` sends the other rows to the exact expression.
     """
-    parts = ["'{'"]
-    for i, (name, kind) in enumerate(RECORD_COLUMNS):
-        comma = "," if i else ""
-        quoted = '"' + name + '"'
-        parts += [f"'{comma}{quoted}:'", _fast_json(kind, quoted)]
-    return f"concat({', '.join(parts)}, '}}')"
+    fields = ", ".join(f'"{name}" := {_fast_value(name, kind)}' for name, kind in RECORD_COLUMNS)
+    return f"CAST(to_json(struct_pack({fields})) AS VARCHAR)"
+
+
+def _fast_ok_sql() -> str:
+    """Return SQL that is true when every float of the row is written as Python writes it."""
+    checks = []
+    for name, kind in RECORD_COLUMNS:
+        if kind == "float":
+            checks.append(_FLOAT_LIKE_PYTHON.format(x=f'"{name}"'))
+        elif kind == "tres":
+            item = _FLOAT_LIKE_PYTHON.format(x="t.count")
+            checks.append(
+                f'coalesce(list_bool_and(list_transform("{name}", lambda t: {item})), true)'
+            )
+    return " AND ".join(checks) if checks else "true"
 
 
 def record_lines_sql(where: str) -> str:
     """Return SQL of (batch_id, run_key, record_line) over the run versions ``where`` selects."""
     return (
-        f"SELECT batch_id, run_key, CASE WHEN contains(_fast, '\\u00') "
-        f"THEN {record_line_sql()} ELSE _fast END AS record_line "
-        f"FROM (SELECT *, {_fast_line_sql()} AS _fast FROM ({_versions(where)}))"
+        f"SELECT batch_id, run_key, CASE WHEN _ok AND NOT contains(_fast, '\\u00') "
+        f"THEN _fast ELSE {record_line_sql()} END AS record_line "
+        f"FROM (SELECT *, {_fast_line_sql()} AS _fast, {_fast_ok_sql()} AS _ok "
+        f"FROM ({_versions(where)}))"
     )
 
 

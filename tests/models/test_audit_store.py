@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 from audit_data import build_store, land
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from models.audit_records import RECORD_COLUMNS, record_line, record_sha256, records_sha256
-from models.store import Connection
+from models.store import Connection, open_store
 from models.store.audit import append_audit, read_audit_entries, read_audit_head
 from models.store.audit_records import read_record_hashes, read_record_lines
 from models.store.audit_verify import verify_store
@@ -91,6 +93,50 @@ def test_sql_record_lines_are_the_bytes_of_the_documented_python(con: Connection
     assert hashes.select("batch_id", "run_key").rows() == sorted(
         hashes.select("batch_id", "run_key").rows()
     )
+
+
+floats = st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from(
+    [0.0, -0.0, 1e-4, 9.999999999999999e-5, 1e16, 9999999999999998.0, 1e-7, 5e-324, 4.0, 0.1]
+)
+texts = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=12)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.fixed_dictionaries(
+            {
+                "job_name": st.none() | texts,
+                "alloc_mem_mb": st.none() | floats,
+                "billing": st.none() | floats,
+                "tres": st.none()
+                | st.lists(st.fixed_dictionaries({"name": texts, "count": floats}), max_size=3),
+                "nodes": st.none() | st.lists(texts, max_size=3),
+                "start_at": st.none()
+                | st.datetimes(
+                    min_value=datetime(1970, 1, 1),
+                    max_value=datetime(2200, 1, 1),
+                    timezones=st.just(UTC),
+                ),
+                "elapsed_s": st.none() | st.integers(-(2**63), 2**63 - 1),
+            }
+        ),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_sql_record_lines_equal_the_documented_python_for_any_values(
+    tmp_path_factory: pytest.TempPathFactory, rows: list[dict[str, object]]
+) -> None:
+    con = open_store(tmp_path_factory.mktemp("lines") / "store.duckdb")
+    try:
+        keyed = [{**row, "run_key": f"hpc/{i}/1"} for i, row in enumerate(rows)]
+        land(con, keyed)
+        stored = con.sql("SELECT * FROM run_versions ORDER BY run_key").pl().to_dicts()
+        sql = read_record_lines(con, [row["run_key"] for row in stored])["record_line"]
+        assert sql.to_list() == [record_line(row) for row in stored]
+    finally:
+        con.close()
 
 
 def test_an_entry_rolls_back_with_the_change_it_records(con: Connection) -> None:
