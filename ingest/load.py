@@ -11,6 +11,7 @@ parser reports (``source_line``, a quarantined record's ``line_no``) are those o
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from dataclasses import fields as dataclass_fields
 from datetime import UTC, datetime
@@ -27,8 +28,10 @@ from models.store.runs import ParsedWith
 
 _KNOWN = frozenset(name.lower() for name in KNOWN_FIELDS)
 
-# Default size of a chunk of a large file: ~100k jobs, ~0.6 GB peak while it is parsed.
-CHUNK_LINES = 250_000
+# Default size of a chunk of a large file: ~190k jobs of sacct's usual 2-3 lines, enough for
+# DuckDB to write whole row groups straight to the file (see docs/benchmarks.md); two chunks
+# are in memory at once (one landing, the next parsed), ~2.5 GB at the peak.
+CHUNK_LINES = 500_000
 
 
 @dataclass(frozen=True)
@@ -164,6 +167,72 @@ def file_observed_at(path: Path) -> datetime | None:
         return None
 
 
+@dataclass(frozen=True)
+class _ParsedChunk:
+    """One chunk of a file, parsed: its batch, the field order, and the lines and bytes it
+    consumed."""
+
+    batch: SacctBatch
+    parsed_with: ParsedWith
+    lines: int
+    size: int
+
+
+def _parsed_chunks(
+    handle: BinaryIO,
+    *,
+    source: str,
+    cluster: str | None,
+    fields: list[str] | None,
+    tz: str,
+    chunk_lines: int,
+) -> Iterator[_ParsedChunk]:
+    """Yield the chunks of ``handle`` parsed, line numbers those of the file (see the module's
+    docstring); an empty file yields one empty chunk."""
+    header: str | None = None  # the file's header line, put in front of every later chunk
+    parsed_with = ParsedWith("sacct", tuple(fields) if fields is not None else None, cluster, tz)
+    first_line = 1  # the file's line number of the chunk's first line
+    chunks = 0
+    for data in _chunks(handle, chunk_lines, fields):
+        # The bytes go to the parser as they are (see load_sacct_file), unless carriage
+        # returns need translating first.
+        text = decode_text(data) if b"\r" in data else None
+        chunk: str | bytes = data if text is None else text
+        if not chunks:
+            first = _first_nonblank(chunk)
+            header = first if first and is_header(first) else None
+            parsed_with = ParsedWith("sacct", field_order(first, fields), cluster, tz)
+            offset = 0
+        elif header is not None:
+            head = header.encode() + b"\n"
+            chunk = head + data if text is None else f"{header}\n{text}"
+            offset = first_line - 2
+        else:
+            offset = first_line - 1
+        batch = parse_sacct(chunk, source=source, fields=fields, cluster=cluster, tz=tz)
+        if offset:
+            batch = _shift_lines(batch, offset)
+        lines = data.count(b"\n") if text is None else text.count("\n")
+        first_line += lines
+        chunks += 1
+        yield _ParsedChunk(batch, parsed_with, lines, len(data))
+    if not chunks:  # an empty file still lands (an empty batch), as an unchunked load does
+        batch = parse_sacct("", source=source, fields=fields, cluster=cluster, tz=tz)
+        yield _ParsedChunk(batch, parsed_with, 0, 0)
+
+
+def _ahead(items: Iterator[_ParsedChunk]) -> Iterator[_ParsedChunk]:
+    """Yield ``items`` in order, computing the next one in a worker thread while the caller
+    handles the current one (polars and DuckDB both release the GIL, so parsing a chunk and
+    landing the one before it overlap). An exception raised by ``items`` is raised here, at
+    the item it replaces, after every earlier item was handled."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="parse-ahead") as pool:
+        pending: Future[_ParsedChunk | None] = pool.submit(next, items, None)
+        while (item := pending.result()) is not None:
+            pending = pool.submit(next, items, None)
+            yield item
+
+
 def _load_chunked(
     con: Connection,
     path: Path,
@@ -185,51 +254,26 @@ def _load_chunked(
         raise ParseError(f"cannot read {path}: {exc}") from exc
     batches: list[BatchSummary] = []
     quarantined: list[pl.DataFrame] = []
-    header: str | None = None  # the file's header line, put in front of every later chunk
-    parsed_with = ParsedWith("sacct", tuple(fields) if fields is not None else None, cluster, tz)
-    first_line = 1  # the file's line number of the chunk's first line
+    lines_done = 0
     bytes_done = 0
     with handle:
-        for data in _chunks(handle, chunk_lines, fields):
-            started_at = datetime.now(UTC)
-            # The bytes go to the parser as they are (see load_sacct_file), unless carriage
-            # returns need translating first.
-            text = decode_text(data) if b"\r" in data else None
-            chunk: str | bytes = data if text is None else text
-            if not batches:
-                first = _first_nonblank(chunk)
-                header = first if first and is_header(first) else None
-                parsed_with = ParsedWith("sacct", field_order(first, fields), cluster, tz)
-                offset = 0
-            elif header is not None:
-                head = header.encode() + b"\n"
-                chunk = head + data if text is None else f"{header}\n{text}"
-                offset = first_line - 2
-            else:
-                offset = first_line - 1
-            batch = parse_sacct(chunk, source=source, fields=fields, cluster=cluster, tz=tz)
-            if offset:
-                batch = _shift_lines(batch, offset)
+        parsed = _parsed_chunks(
+            handle, source=source, cluster=cluster, fields=fields, tz=tz, chunk_lines=chunk_lines
+        )
+        for chunk in _ahead(parsed):
             batches.append(
                 write_parsed(
-                    con, batch, source=source, scheduler="slurm", started_at=started_at,
-                    parsed_with=parsed_with, observed_at=observed_at,
+                    con, chunk.batch, source=source, scheduler="slurm",
+                    started_at=datetime.now(UTC), parsed_with=chunk.parsed_with,
+                    observed_at=observed_at,
                 )
             )  # fmt: skip
-            if batch.quarantine.height:
-                quarantined.append(batch.quarantine)
-            first_line += data.count(b"\n") if text is None else text.count("\n")
-            bytes_done += len(data)
-            if on_progress is not None:
-                on_progress(LoadProgress(bytes_done, total, first_line - 1, len(batches)))
-    if not batches:  # an empty file still lands (an empty batch), as an unchunked load does
-        batch = parse_sacct("", source=source, fields=fields, cluster=cluster, tz=tz)
-        batches.append(
-            write_parsed(
-                con, batch, source=source, scheduler="slurm", started_at=datetime.now(UTC),
-                parsed_with=parsed_with, observed_at=observed_at,
-            )
-        )  # fmt: skip
+            if chunk.batch.quarantine.height:
+                quarantined.append(chunk.batch.quarantine)
+            lines_done += chunk.lines
+            bytes_done += chunk.size
+            if on_progress is not None and chunk.size:
+                on_progress(LoadProgress(bytes_done, total, lines_done, len(batches)))
     quarantine = pl.concat(quarantined) if quarantined else empty(QUARANTINE)
     return FileLoad(_total(batches), quarantine, tuple(batches))
 
