@@ -26,6 +26,7 @@ from api.commands import quarantine as quarantine_commands
 from api.commands import sreport as sreport_commands
 from api.commands import tokens as token_commands
 from api.settings import Settings
+from ingest.load import CHUNK_LINES
 from models.errors import FairledgerError
 from models.store import Connection, open_store
 
@@ -178,7 +179,7 @@ def ingest_file(
             min=1,
             help="land the file in batches of about this many lines (steps stay with their job)",
         ),
-    ] = 250_000,
+    ] = CHUNK_LINES,
     observed_at: Annotated[
         str | None,
         typer.Option(help="ISO 8601 time sacct wrote the file [default: the file's mtime]"),
