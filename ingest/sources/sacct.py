@@ -35,7 +35,6 @@ from ingest.sources.sacct_fetch import (
 from ingest.sources.sacct_fields import (
     BASE_STATES,
     CANONICAL,
-    FREE_TEXT,
     KNOWN_FIELDS,
     NO_LIMIT,
     NULL_TIMES,
@@ -43,9 +42,9 @@ from ingest.sources.sacct_fields import (
     SACCT_STATES,
     STATE_CODES,
     TIME_FORMAT,
-    USED,
     is_header,
 )
+from ingest.sources.sacct_split import data_lines, decode_text, header, split
 from ingest.sources.sacct_values import (
     derived_columns,
     key_columns,
@@ -134,14 +133,14 @@ def parse_sacct(
         zoneinfo.ZoneInfo(tz)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
         raise ParseError(f"{source}: unknown time zone {tz!r}") from exc
-    lines = _data_lines(text)
-    if lines.is_empty():
+    read = data_lines(text)
+    if read.frame.is_empty():
         return _empty_batch()
-    names, lines = _header(lines, fields, source)
+    names, lines = header(read.frame, fields, source)
     _check_required(names, cluster, source)
     if lines.is_empty():
         return _empty_batch()
-    table = _split(lines, names)
+    table = split(read.with_frame(lines), names)
     checks = line_checks(names, cluster_given=bool(cluster), tz=tz)
     nodes = node_table(table["r_nodelist"])
     # The expanded node lists are joined to the runs only (steps do not keep them); every line
@@ -211,80 +210,6 @@ def _empty_batch() -> SacctBatch:
     )
 
 
-def decode_text(data: bytes) -> str:
-    """Return ``data`` decoded as ``Path.read_text`` does: UTF-8 with replacement characters,
-    universal newlines (``\\r\\n`` and ``\\r`` become ``\\n``)."""
-    text = data.decode("utf-8", errors="replace")
-    if "\r" in text:
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
-    return text
-
-
-# A byte that sacct output never holds, given to polars' CSV reader as the field separator so
-# that each line is one value.
-_NO_SEPARATOR = b"\x1f"
-
-
-def _byte_lines(data: bytes) -> pl.DataFrame | None:
-    """Return the lines of ``data`` as a ``line`` column (an empty line is null), read by polars
-    straight from the bytes; None when ``data`` needs ``decode_text`` (a carriage return, a
-    byte-order mark, invalid UTF-8, or the separator byte)."""
-    if b"\r" in data or _NO_SEPARATOR in data or data.startswith(b"\xef\xbb\xbf"):
-        return None
-    try:
-        return pl.read_csv(
-            data,
-            has_header=False,
-            separator=_NO_SEPARATOR.decode(),
-            quote_char=None,
-            schema={"line": pl.String},
-        )
-    except pl.exceptions.ComputeError:  # not UTF-8
-        return None
-
-
-def _data_lines(text: str | bytes) -> pl.DataFrame:
-    """Return the non-blank lines as ``line_no`` (1-based, physical) and ``line``."""
-    if isinstance(text, bytes):
-        read = _byte_lines(text)
-        if read is None:
-            return _data_lines(decode_text(text))
-        lines = read
-    else:
-        # Split by polars, not str.split: no Python string per line.
-        lines = (
-            pl.DataFrame({"line": [text]}, schema={"line": pl.String})
-            .select(pl.col("line").str.split("\n"))
-            .explode("line")
-        )
-        if "\r" in text:
-            lines = lines.with_columns(pl.col("line").str.strip_suffix("\r"))
-    lines = lines.with_row_index("line_no", offset=1).with_columns(pl.col("line_no").cast(pl.Int64))
-    return lines.filter(pl.col("line").str.strip_chars() != "")
-
-
-def _header(
-    lines: pl.DataFrame, fields: Sequence[str] | None, source: str
-) -> tuple[list[str], pl.DataFrame]:
-    """Return the lower-case field names and the data lines without header lines."""
-    first = lines["line"][0]
-    if is_header(first):
-        header = first
-        lines = lines.filter(pl.col("line") != header)
-    elif fields is not None:
-        header = "|".join(fields)
-    else:
-        raise ParseError(
-            f"{source}: line {lines['line_no'][0]} is not a sacct header; for output written "
-            "with --noheader, pass --fields with the sacct --format list, in order"
-        )
-    names = [n.strip().lower() for n in header.split("|")]
-    if len(names) > 1 and names[-1] == "":
-        names.pop()
-        lines = lines.with_columns(pl.col("line").str.strip_suffix("|"))
-    return names, lines
-
-
 def _check_required(names: list[str], cluster: str | None, source: str) -> None:
     required = ["state", "account", "user", "submit"] + ([] if cluster else ["cluster"])
     missing = [CANONICAL[n] for n in required if n not in names]
@@ -293,77 +218,3 @@ def _check_required(names: list[str], cluster: str | None, source: str) -> None:
     if missing:
         hint = " (or pass the cluster name)" if "Cluster" in missing else ""
         raise ParseError(f"{source}: sacct fields missing: {', '.join(missing)}{hint}")
-
-
-def _split(lines: pl.DataFrame, names: list[str]) -> pl.DataFrame:
-    """Return the lines split into raw string columns ``r_<field>``, and ``_shape_ok``.
-
-    With exactly one free-text field, a line with extra pieces gives them to that field:
-    fields left of it are counted from the left, those right of it from the right. Any other
-    line with too few or too many pieces has ``_shape_ok`` false and ``_pieces`` counted.
-    """
-    n = len(names)
-    where = {name: i for i, name in reversed(list(enumerate(names)))}
-    # Split at the first n delimiters: a line has exactly one piece per field (nearly all do)
-    # when its last field is there and nothing is left over.
-    # (The struct is a column first: read from an expression it would be split once per field.)
-    fields = pl.col("_fields")
-    split = lines.with_columns(pl.col("line").str.splitn("|", n + 1).alias("_fields")).select(
-        "line_no",
-        "line",
-        pl.lit(n, pl.UInt32).alias("_pieces"),
-        pl.lit(True).alias("_shape_ok"),
-        *(
-            (fields.struct[where[c]] if c in where else pl.lit(None, pl.String)).alias(f"r_{c}")
-            for c in USED
-        ),
-        (fields.struct[n - 1].is_not_null() & fields.struct[n].is_null()).alias("_exact"),
-    )
-    if split["_exact"].all():
-        return split.drop("_exact")
-    # The few other lines are split again and their values written over the first split's.
-    rows = split.select(pl.arg_where(~pl.col("_exact"))).to_series()
-    odd = lines[rows].with_columns(
-        (pl.col("line").str.count_matches("|", literal=True) + 1).cast(pl.UInt32).alias("_pieces")
-    )
-    fixed = _split_odd(odd, names)
-    split = split.drop("_exact")
-    return split.with_columns(
-        split[c].scatter(rows, fixed[c]) for c in fixed.columns if c not in ("line_no", "line")
-    )
-
-
-def _split_odd(lines: pl.DataFrame, names: list[str]) -> pl.DataFrame:
-    """Return ``_split``'s columns for lines with more or fewer pieces than fields."""
-    n = len(names)
-    free = [i for i, name in enumerate(names) if name in FREE_TEXT]
-    free_at = free[0] if len(free) == 1 else None
-    parts = pl.col("_parts")
-    count = parts.list.len()
-    where = {name: i for i, name in reversed(list(enumerate(names)))}
-
-    def column(name: str) -> pl.Expr:
-        i = where.get(name)
-        if i is None:
-            value = pl.lit(None, pl.String)
-        elif free_at is None or i < free_at:
-            value = parts.list.get(i, null_on_oob=True)
-        elif i > free_at:
-            value = parts.list.get(i - n, null_on_oob=True)
-        else:
-            extra = parts.list.slice(free_at, (count - n + 1).clip(lower_bound=0)).list.join("|")
-            value = pl.when(count == n).then(parts.list.get(i)).otherwise(extra)
-        return value.alias(f"r_{name}")
-
-    return (
-        lines.lazy()
-        .with_columns(pl.col("line").str.split("|").alias("_parts"))
-        .select(
-            "line_no",
-            "line",
-            "_pieces",
-            (count >= n if free_at is not None else count == n).alias("_shape_ok"),
-            *(column(c) for c in USED),
-        )
-        .collect()
-    )
