@@ -1,7 +1,7 @@
 """Scale: a 10M-run store on this machine (issue 5, item 7).
 
     python bench/bench_scale.py [--jobs 10000000] [--seed 42] [--workdir /tmp/bench10m]
-                                [--chunk-lines 250000] [--keep]
+                                [--chunk-lines 500000] [--keep]
 
 Generates the dump with bench/gen_sacct.py's generator, streamed to disk (the generator's own
 ``main`` keeps every line in memory: ~5.5 GB of text per 10M jobs), then runs each phase in its
@@ -32,6 +32,8 @@ from typing import Any, TextIO
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
+
+from ingest.load import CHUNK_LINES  # noqa: E402
 
 
 def _peak_rss_mb() -> float:
@@ -211,7 +213,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=10_000_000)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/bench10m"))
-    parser.add_argument("--chunk-lines", type=int, default=250_000)
+    parser.add_argument("--chunk-lines", type=int, default=CHUNK_LINES)
     parser.add_argument("--window", type=int, default=10_000)
     parser.add_argument("--keep", action="store_true", help="keep the dump and the store")
     parser.add_argument("--phase", help=argparse.SUPPRESS)

@@ -128,7 +128,7 @@ def _upsert(
         f"SELECT *, {_hash_sql(schema)} AS row_hash, ?::BIGINT AS batch_id, "
         f"now() AS ingested_at FROM incoming"
     )
-    unique = bool(staged[key].is_unique().all())
+    unique = staged[key].n_unique() == staged.height
     if not unique:
         # One row per (key, content): the latest observation, and of those the later line.
         staged = staged.with_row_index("_line")
