@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from apscheduler.schedulers.base import BaseScheduler
 
 from ingest.dropdir import DropDirSettings, run_drop_dir
-from ingest.jobs import ScheduledSacct, run_sacct_source
+from ingest.jobs import ScheduledSacct, run_sacct_source, source_kind
 from ingest.reconcile import ReconciledSacct, reconcile_sacct_source
 from ingest.sources.sacct import Runner, subprocess_runner
 from models.store.handle import StoreHandle
@@ -103,7 +103,7 @@ def add_ingest_jobs(
 
         _add_interval_job(
             scheduler, pull, on_loaded=on_loaded, seconds=source.interval_s,
-            job=job_id(source), name=f"ingest sacct {source.name}", first=first,
+            job=job_id(source), name=f"ingest {source_kind(source)} {source.name}", first=first,
         )  # fmt: skip
 
 
@@ -154,5 +154,5 @@ def add_reconcile_jobs(
 
         _add_interval_job(
             scheduler, reconcile, on_loaded=on_loaded, seconds=source.reconcile.interval_s,
-            job=f"reconcile:{source.name}", name=f"reconcile sacct {source.name}", first=None,
+            job=f"reconcile:{source.name}", name=f"reconcile {source_kind(source)} {source.name}", first=None,
         )  # fmt: skip
