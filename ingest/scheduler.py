@@ -154,5 +154,6 @@ def add_reconcile_jobs(
 
         _add_interval_job(
             scheduler, reconcile, on_loaded=on_loaded, seconds=source.reconcile.interval_s,
-            job=f"reconcile:{source.name}", name=f"reconcile {source_kind(source)} {source.name}", first=None,
+            job=f"reconcile:{source.name}", first=None,
+            name=f"reconcile {source_kind(source)} {source.name}",
         )  # fmt: skip
