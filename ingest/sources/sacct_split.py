@@ -27,14 +27,15 @@ _NO_SEP = _NO_SEPARATOR.decode()
 class Lines:
     """The lines of a text: ``frame`` holds the non-blank ones as ``line_no`` (1-based,
     physical) and ``line``; ``data`` the bytes they were read from, when polars could read them
-    as they are (UTF-8 without carriage returns)."""
+    as they are (UTF-8 without carriage returns), and ``physical`` how many lines it found."""
 
     frame: pl.DataFrame
     data: bytes | None = None
+    physical: int = 0
 
     def with_frame(self, frame: pl.DataFrame) -> Lines:
         """Return these lines with ``frame`` instead (some of them, the same line numbers)."""
-        return Lines(frame, self.data)
+        return Lines(frame, self.data, self.physical)
 
 
 def decode_text(data: bytes) -> str:
@@ -80,7 +81,7 @@ def data_lines(text: str | bytes) -> Lines:
     numbered = lines.with_row_index("line_no", offset=1).with_columns(
         pl.col("line_no").cast(pl.Int64)
     )
-    return Lines(numbered.filter(pl.col("line").str.strip_chars() != ""), data)
+    return Lines(numbered.filter(pl.col("line").str.strip_chars() != ""), data, lines.height)
 
 
 def header(
@@ -119,9 +120,10 @@ def split(lines: Lines, names: list[str]) -> pl.DataFrame:
     free_at = free[0] if len(free) == 1 else None
     pieces = (pl.col("line").str.count_matches("|", literal=True) + 1).cast(pl.UInt32)
     table = lines.frame.with_columns(pieces.alias("_pieces"))
+    raw = None
     if lines.data is not None:
-        raw = _read_fields(lines.data, names, where, table["line_no"])
-    else:
+        raw = _read_fields(lines.data, names, where, table["line_no"], lines.physical)
+    if raw is None:
         raw = _split_fields(table["line"], names, where)
     shape_ok = (pl.col("_pieces") == n) | ((pl.col("_pieces") > n) & (free_at is not None))
     split = pl.concat(
@@ -158,23 +160,30 @@ def _split_fields(cut: pl.Series, names: list[str], where: dict[str, int]) -> pl
 
 
 def _read_fields(
-    data: bytes, names: list[str], where: dict[str, int], line_no: pl.Series
-) -> pl.DataFrame:
+    data: bytes, names: list[str], where: dict[str, int], line_no: pl.Series, physical: int
+) -> pl.DataFrame | None:
     """Return the ``r_<field>`` columns of the physical lines ``line_no`` of ``data``, split by
     polars' CSV reader (a line's pieces beyond the n-th are dropped, missing ones are "": such
-    lines are not exact and are split again by the caller)."""
+    lines are not exact and are split again by the caller); None if the reader fails or does
+    not find the ``physical`` lines the one-column read found (the caller splits the lines
+    then)."""
     wanted = sorted({where[c] for c in USED if c in where})
-    csv = pl.read_csv(
-        data,
-        has_header=False,
-        separator="|",
-        quote_char=None,
-        schema={f"column_{i + 1}": pl.String for i in range(len(names))},
-        columns=wanted,
-        truncate_ragged_lines=True,
-        missing_columns="insert",  # the first line may be blank, or short
-        empty_string_is_null=False,
-    )
+    try:
+        csv = pl.read_csv(
+            data,
+            has_header=False,
+            separator="|",
+            quote_char=None,
+            schema={f"column_{i + 1}": pl.String for i in range(len(names))},
+            columns=wanted,
+            truncate_ragged_lines=True,
+            missing_columns="insert",  # the first line may be blank, or short
+            empty_string_is_null=False,
+        )
+    except pl.exceptions.PolarsError:
+        return None
+    if csv.height != physical:
+        return None
     index = line_no - 1
     first = int(index[0]) if index.len() else 0
     if index.len() and int(index[-1]) - first + 1 == index.len():  # one run of lines: no copy

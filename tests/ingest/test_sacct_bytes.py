@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import polars as pl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ingest.load import field_order, load_sacct_file
 from ingest.sources.sacct import SACCT_FORMAT, SacctBatch, decode_text, parse_sacct
+from ingest.sources.sacct_split import Lines, _read_fields, data_lines, header, split
 from models.store import open_store, read_quarantine, read_runs
 
 HEADER = "|".join(SACCT_FORMAT)
@@ -138,3 +140,17 @@ def test_odd_lines_in_any_field_order_parse_from_bytes_as_from_text(
         assert runs[job_id]["job_name"] == name
         assert (runs[job_id]["account"], runs[job_id]["state"]) == ("acct", "COMPLETED")
         assert runs[job_id]["alloc_cpus"] == 4 and runs[job_id]["nodes"] == ["n01", "n02"]
+
+
+def test_when_the_field_reader_disagrees_on_the_lines_the_lines_are_split_as_text() -> None:
+    data = body("データ|解析").encode()
+    read = data_lines(data)
+    names, lines = header(read.frame, None, "f")
+    as_text = split(Lines(lines), names)
+    assert split(read.with_frame(lines), names).equals(as_text)
+    miscounted = Lines(lines, read.data, read.physical + 1)  # the reader found other lines
+    assert split(miscounted, names).equals(as_text)
+    where = {name: i for i, name in enumerate(names)}
+    assert _read_fields(data, names, where, lines["line_no"], read.physical + 1) is None
+    assert _read_fields(data, names, where, lines["line_no"], read.physical) is not None
+    assert as_text.filter(pl.col("r_jobname") == "データ|解析").height == 1
