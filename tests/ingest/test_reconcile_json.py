@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from json_source_fakes import Slurmrestd, answers
+from json_source_fakes import json_source as fake_json_source
 
 from api.service import Service
 from api.settings import Reconcile, SacctSource, Settings
@@ -30,7 +28,6 @@ from models.store.reconciliations import DayCount, Reconciliation, read_last_rec
 from models.store.sources import SourceState, read_source_state
 
 ROOT = Path(__file__).resolve().parents[2]
-FAKE_SACCT = ROOT / "tests" / "fakes" / "fake_sacct.py"
 RECORDED = ROOT / "tests" / "integration" / "slurm" / "recorded" / "sacct_json"
 SACCT_JSON = (RECORDED / "first" / "sacct.json").read_text(encoding="utf-8")
 REST_JSON = (RECORDED / "after_restart" / "slurmrestd.json").read_text(encoding="utf-8")
@@ -125,24 +122,9 @@ def fake_sacct(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return log
 
 
-def answers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *texts: str | None) -> None:
-    """Make the fake sacct answer ``texts`` in turn (None: fail), then the last one again."""
-    directory = tmp_path / f"answers-{len(list(tmp_path.glob('answers-*')))}"
-    directory.mkdir()
-    for i, text in enumerate(texts):
-        name = f"{i:02d}.fail" if text is None else f"{i:02d}.json"
-        (directory / name).write_text(text or "sacct: error: slurmdbd down", encoding="utf-8")
-    monkeypatch.setenv("FAKE_SACCT_OUTPUT_DIR", str(directory))
-
-
 def json_source(**overrides: Any) -> SacctSource:
-    settings: dict[str, Any] = {
-        "name": "json-lab", "kind": "sacct_json", "cluster": "lab", "command": str(FAKE_SACCT),
-        "initial_start": "2026-11-29T00:00:00", "backoff_s": 0, "retries": 0,
-        "min_interval_s": 0, "lookback_s": 3600,
-        "reconcile": Reconcile(enabled=True, window_days=3, timeout_s=30),
-    }  # fmt: skip
-    return SacctSource(**{**settings, **overrides})
+    reconcile = Reconcile(enabled=True, window_days=3, timeout_s=30)
+    return fake_json_source(**{"reconcile": reconcile, **overrides})
 
 
 def test_a_sacct_json_reconciliation_asks_for_its_window_reports_and_fills_the_gaps(
@@ -192,52 +174,9 @@ def test_a_job_a_sacct_json_reconciliation_refuses_is_quarantined_for_the_json_p
 # ---------------------------------------------------------------------------- slurmrestd
 
 
-class Slurmrestd:
-    """A real HTTP server answering ``/slurmdb/v0.0.38/jobs`` from a queue of (status, body),
-    the last answer repeated, each after ``delay_s``; records every request."""
-
-    def __init__(self) -> None:
-        self.answers: list[tuple[int, str]] = [(200, REST_JSON)]
-        self.requests: list[dict[str, Any]] = []
-        self.delay_s = 0.0
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
-                parts = urlsplit(self.path)
-                outer.requests.append(
-                    {"path": parts.path, "query": parse_qs(parts.query),
-                     "headers": dict(self.headers)}
-                )  # fmt: skip
-                status, body = outer.answers.pop(0) if len(outer.answers) > 1 else outer.answers[0]
-                time.sleep(outer.delay_s)
-                data = body.encode()
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                except OSError:  # the client gave up (a timeout)
-                    pass
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
-
-
 @pytest.fixture
 def restd() -> Iterator[Slurmrestd]:
-    server = Slurmrestd()
+    server = Slurmrestd(REST_JSON)
     yield server
     server.close()
 

@@ -6,15 +6,13 @@ lookback, retries, min interval, one pull per cluster and degraded semantics of 
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from json_source_fakes import Slurmrestd, answers, json_source
 from pydantic import ValidationError
 
 from api.settings import SacctSource, load_settings
@@ -25,7 +23,6 @@ from models.store.handle import StoreHandle
 from models.store.sources import read_source_state
 
 ROOT = Path(__file__).resolve().parents[2]
-FAKE_SACCT = ROOT / "tests" / "fakes" / "fake_sacct.py"
 RECORDED = ROOT / "tests" / "integration" / "slurm" / "recorded" / "sacct_json"
 SACCT_JSON = (RECORDED / "first" / "sacct.json").read_text(encoding="utf-8")
 REST_JSON = (RECORDED / "after_restart" / "slurmrestd.json").read_text(encoding="utf-8")
@@ -69,24 +66,6 @@ def fake_sacct(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     log = tmp_path / "calls.jsonl"
     monkeypatch.setenv("FAKE_SACCT_LOG", str(log))
     return log
-
-
-def answers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *texts: str | None) -> None:
-    directory = tmp_path / "answers"
-    directory.mkdir()
-    for i, text in enumerate(texts):
-        name = f"{i:02d}.fail" if text is None else f"{i:02d}.json"
-        (directory / name).write_text(text or "sacct: error: slurmdbd down", encoding="utf-8")
-    monkeypatch.setenv("FAKE_SACCT_OUTPUT_DIR", str(directory))
-
-
-def json_source(**overrides: Any) -> SacctSource:
-    settings: dict[str, Any] = {
-        "name": "json-lab", "kind": "sacct_json", "cluster": "lab", "command": str(FAKE_SACCT),
-        "initial_start": "2026-11-29T00:00:00", "backoff_s": 0, "retries": 0,
-        "min_interval_s": 0, "lookback_s": 3600,
-    }  # fmt: skip
-    return SacctSource(**{**settings, **overrides})
 
 
 def test_a_sacct_json_source_runs_sacct_json_with_the_text_pulls_window_and_lands_the_runs(
@@ -147,47 +126,9 @@ def test_a_json_document_that_reports_errors_fails_the_pull(
 # ---------------------------------------------------------------------------- slurmrestd
 
 
-class Slurmrestd:
-    """A real HTTP server answering ``/slurmdb/v0.0.38/jobs`` from a queue of (status, body);
-    the last answer repeats. Records every request's path, query and headers."""
-
-    def __init__(self) -> None:
-        self.answers: list[tuple[int, str]] = [(200, REST_JSON)]
-        self.requests: list[dict[str, Any]] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
-                parts = urlsplit(self.path)
-                outer.requests.append(
-                    {"path": parts.path, "query": parse_qs(parts.query), "raw": parts.query,
-                     "headers": dict(self.headers)}
-                )  # fmt: skip
-                status, body = outer.answers.pop(0) if len(outer.answers) > 1 else outer.answers[0]
-                data = body.encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
-
-
 @pytest.fixture
 def restd() -> Iterator[Slurmrestd]:
-    server = Slurmrestd()
+    server = Slurmrestd(REST_JSON)
     yield server
     server.close()
 
