@@ -18,7 +18,7 @@ from decimal import Decimal
 
 import polars as pl
 
-from models.charges import CHARGE_RUNS, charge_runs
+from models.charges import CHARGE_RUNS, charge_runs, recharge
 from models.grants import Grant, GrantMember, Rate, RateCard
 from models.ledger import empty_ledger, ledger_view
 from models.policy import Cluster, Policy
@@ -148,6 +148,18 @@ def main() -> None:
         f"charging {args.runs:,} runs: {charging:.2f} s -> {charges.lines.height:,} lines, "
         f"{charges.unbilled.height:,} not charged ({args.runs / charging:,.0f} runs/s); "
         f"float baseline {baseline:.3f} s (ratio {charging / baseline:.1f})"
+    )
+    # What the server's charge cache does after a batch of 10,000 new jobs: charge those only.
+    batch = synthetic_runs(args.runs + 10_000, accounts=200).slice(args.runs)
+    t = time.perf_counter()
+    charge_runs(pl.concat([runs, batch]), pol)
+    everything = time.perf_counter() - t
+    t = time.perf_counter()
+    recharge(charges, batch, pol)
+    incremental = time.perf_counter() - t
+    print(
+        f"after a batch of {batch.height:,} new jobs: charging every run again {everything:.2f} s,"
+        f" the cache's update (models.charges.recharge) {incremental:.2f} s"
     )
 
     one = synthetic_runs(args.grant_runs, accounts=1, seed=2)

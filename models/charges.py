@@ -394,3 +394,22 @@ def charge_runs(runs: pl.DataFrame, policy: Policy) -> Charges:
         lines=_finish(lines, ended, decimals),
         unbilled=pl.concat([u.select(list(UNBILLED)) for u in unbilled]).sort("run_key"),
     )
+
+
+def recharge(charges: Charges, runs: pl.DataFrame, policy: Policy) -> Charges:
+    """Return ``charges`` with the runs of some jobs charged again under ``policy``.
+
+    ``runs`` holds every current run of those jobs (``CHARGE_RUN_COLUMNS``): a job's runs are
+    charged together (with ``charging.charge_requeued_runs`` false only its last run is). Their
+    earlier lines and unbilled rows are dropped (a run key never goes away, so every run that
+    had some is among ``runs``) and the new ones appended: the same lines and rows as charging
+    every run again, in another order (the lines of ``runs`` last; readers sort).
+    """
+    if runs.is_empty():
+        return charges
+    fresh = charge_runs(runs, policy)
+    stale = ~pl.col("run_key").is_in(runs["run_key"].implode())
+    return Charges(
+        lines=pl.concat([charges.lines.filter(stale), fresh.lines]),
+        unbilled=pl.concat([charges.unbilled.filter(stale), fresh.unbilled]).sort("run_key"),
+    )

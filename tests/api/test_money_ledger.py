@@ -18,10 +18,17 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from api.cli import app
-from api.ledger import ChargeCache, close_period, load_ledger, post_entry, statement
+from api.ledger import (
+    ChargeCache,
+    LedgerState,
+    close_period,
+    load_ledger,
+    post_entry,
+    statement,
+)
 from ingest.load import load_sacct_file
 from models.errors import InvalidRequest, PeriodClosed, UnknownGrant
-from models.policy import load_policy
+from models.policy import load_policy, load_policy_text
 from models.statement import Statement
 from models.store import Connection, open_store, write_policy
 from models.store.ledger import read_statement_hashes
@@ -335,3 +342,55 @@ def test_cached_charges_follow_new_batches_and_policies(tmp_path: Path) -> None:
     write_policy(con, cheaper, origin="no cards")  # a new policy version: nothing is priced
     priced = load_ledger(con, as_of=CLOSE_OCT, cache=cache)
     assert priced.view.height == 0 and priced.unbilled.height > 0
+
+
+def test_after_a_batch_the_cache_charges_again_only_the_jobs_it_touched(tmp_path: Path) -> None:
+    con = small_site(tmp_path / "site.duckdb")
+    cache = ChargeCache()
+    load_ledger(con, as_of=CLOSE_OCT, cache=cache)
+    stored = con.execute("SELECT count(*) FROM runs").fetchall()[0][0]
+    assert cache.last_charged == stored
+    # a revision of 1002 and a new job 1010 (late.txt), and a requeued run of job 1003
+    late = (SITE / "late.txt").read_text().splitlines()
+    requeue = (
+        "1003|1003|lab|cpu|normal|phys|alice|2026-10-20T09:40:00|2026-10-20T09:40:00|"
+        "2026-10-20T09:45:00|2026-10-20T10:45:00|01:00:00|3600|1-00:00:00|0:0|COMPLETED|1|2|"
+        "0M|billing=2,cpu=2,node=1|n01||job1003"
+    )
+    path = tmp_path / "later.txt"
+    path.write_text("\n".join([*late, requeue]) + "\n")
+    load_sacct_file(con, path, observed_at=LATER_PULL)
+    for policy in (None, "\n[charging]\ncharge_requeued_runs = false\n"):
+        if policy is not None:  # a new policy version: every run is charged again
+            text = (SITE / "policy.toml").read_text() + policy
+            write_policy(con, load_policy_text(text), origin="last runs only")
+        after = load_ledger(con, as_of=CLOSE_OCT, cache=cache)
+        assert cache.last_charged == (4 if policy is None else stored + 2)
+        fresh = load_ledger(con, as_of=CLOSE_OCT)
+        # the same lines (in another order: readers sort them)
+        assert after.view.sort(pl.all()).equals(fresh.view.sort(pl.all()))
+        assert after.unbilled.sort(pl.all()).equals(fresh.unbilled.sort(pl.all()))
+    assert "requeued" in " ".join(after.unbilled["reason"].to_list())
+    again = load_ledger(con, as_of=CLOSE_OCT, cache=cache)  # nothing new: nothing charged
+    assert again.view.equals(after.view) and cache.last_charged == stored + 2
+
+
+def test_an_earlier_content_that_is_current_again_is_charged_again(tmp_path: Path) -> None:
+    con = small_site(tmp_path / "site.duckdb")  # job 1002 ends at 03:00
+    cache = ChargeCache()
+    first = load_ledger(con, as_of=CLOSE_OCT, cache=cache)
+    load_sacct_file(con, SITE / "late.txt", observed_at=LATER_PULL)  # 1002 ends at 04:00
+    revised = load_ledger(con, as_of=CLOSE_OCT, cache=cache)
+    # the first file observed again later: its content of 1002 is the newest, current again
+    load_sacct_file(con, SITE / "sacct.txt", observed_at=LATER_PULL + timedelta(days=1))
+    back = load_ledger(con, as_of=CLOSE_OCT, cache=cache)
+    fresh = load_ledger(con, as_of=CLOSE_OCT)
+    assert back.view.sort(pl.all()).equals(fresh.view.sort(pl.all()))
+
+    def gpu_hours(state: LedgerState) -> float:
+        line = state.view.filter(
+            pl.col("run_key").str.contains("/1002/") & (pl.col("resource") == "gpu")
+        )
+        return float(line["hours"].sum())
+
+    assert (gpu_hours(first), gpu_hours(revised), gpu_hours(back)) == (3.0, 4.0, 3.0)

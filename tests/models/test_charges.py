@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.charges import CHARGE_RUNS, charge_runs
+from models.charges import CHARGE_RUNS, Charges, charge_runs, recharge
 from models.errors import PolicyError
 from models.grants import RateCard
 from models.policy import Policy, load_policy_text
@@ -364,3 +364,55 @@ def test_two_grants_claiming_the_same_account_at_the_same_time_are_refused() -> 
         .iter_rows()
     )
     assert grants == {"may": "G-1", "june": "G-2"}
+
+
+def sorted_charges(charges: Charges) -> tuple[pl.DataFrame, pl.DataFrame]:
+    return (
+        charges.lines.sort(pl.all()),
+        charges.unbilled.sort(pl.all()),
+    )
+
+
+# (job, start day, hours, account, state, ended) of a run; the key is job/start day.
+run_specs = st.tuples(
+    st.sampled_from(["1", "2", "3", "4"]),
+    st.integers(0, 200),
+    st.integers(1, 900),
+    st.sampled_from(["a", "b", "zz"]),
+    st.sampled_from(["COMPLETED", "FAILED", "NODE_FAIL"]),
+    st.booleans(),
+)
+
+
+def runs_of(specs: dict[str, tuple[str, int, int, str, str, bool]]) -> pl.DataFrame:
+    return frame(
+        *(
+            run(key, job=job, start=at(2026, 1, 1) + timedelta(days=day), hours=hours / 10,
+                account=account, state=state, ended=ended)
+            for key, (job, day, hours, account, state, ended) in sorted(specs.items())
+        )
+    )  # fmt: skip
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    before=st.lists(run_specs, max_size=12),
+    after=st.lists(run_specs, max_size=6),
+    last_only=st.booleans(),
+)
+def test_charging_the_touched_jobs_again_equals_charging_every_run(
+    before: list[tuple[str, int, int, str, str, bool]],
+    after: list[tuple[str, int, int, str, str, bool]],
+    last_only: bool,
+) -> None:
+    rules = policy("\n[charging]\ncharge_requeued_runs = false\n" if last_only else "")
+    stored = {f"{s[0]}/{s[1]}": s for s in before}
+    charges = charge_runs(runs_of(stored), rules)
+    # a later batch: new runs, requeues of known jobs, revisions of stored runs (same key)
+    delivered = {f"{s[0]}/{s[1]}": s for s in after}
+    now = {**stored, **delivered}
+    touched = {spec[0] for spec in delivered.values()}
+    runs_of_touched = runs_of({k: s for k, s in now.items() if s[0] in touched})
+    got = sorted_charges(recharge(charges, runs_of_touched, rules))
+    want = sorted_charges(charge_runs(runs_of(now), rules))
+    assert got[0].equals(want[0]) and got[1].equals(want[1])
