@@ -10,8 +10,9 @@ parser reports (``source_line``, a quarantined record's ``line_no``) are those o
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass
 from dataclasses import fields as dataclass_fields
 from datetime import UTC, datetime
@@ -221,7 +222,7 @@ def _parsed_chunks(
         yield _ParsedChunk(batch, parsed_with, 0, 0)
 
 
-def _ahead(items: Iterator[_ParsedChunk]) -> Iterator[_ParsedChunk]:
+def _ahead(items: Iterator[_ParsedChunk]) -> Generator[_ParsedChunk]:
     """Yield ``items`` in order, computing the next one in a worker thread while the caller
     handles the current one (polars and DuckDB both release the GIL, so parsing a chunk and
     landing the one before it overlap). An exception raised by ``items`` is raised here, at
@@ -256,11 +257,12 @@ def _load_chunked(
     quarantined: list[pl.DataFrame] = []
     lines_done = 0
     bytes_done = 0
-    with handle:
-        parsed = _parsed_chunks(
-            handle, source=source, cluster=cluster, fields=fields, tz=tz, chunk_lines=chunk_lines
-        )
-        for chunk in _ahead(parsed):
+    parsed = _parsed_chunks(
+        handle, source=source, cluster=cluster, fields=fields, tz=tz, chunk_lines=chunk_lines
+    )
+    # The worker stops (closing) before the file closes, also when a batch fails to land.
+    with handle, closing(_ahead(parsed)) as chunks:
+        for chunk in chunks:
             batches.append(
                 write_parsed(
                     con, chunk.batch, source=source, scheduler="slurm",

@@ -103,7 +103,7 @@ def node_table(node_lists: pl.Series) -> pl.DataFrame:
     )
     grouped = _one_group_nodes(values.filter(value.str.contains(_ONE_GROUP) & ordinary))
     done = pl.concat([plain["r_nodelist"], grouped["r_nodelist"]])
-    rest = values.filter(~value.is_in(done)).to_series().to_list()
+    rest = values.filter(~value.is_in(done.implode())).to_series().to_list()
     expanded: list[list[str] | None] = []
     errors: list[str | None] = []
     for text in rest:

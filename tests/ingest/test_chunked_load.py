@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+import threading
 from pathlib import Path
 
 import polars as pl
+import pytest
 from typer.testing import CliRunner
 
 from api.cli import app
 from ingest.load import LoadProgress, load_sacct_file
+from models.errors import StoreError
 from models.store import Connection, open_store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -173,3 +176,23 @@ def test_cli_ingest_file_lands_in_chunks_and_prints_the_totals(tmp_path: Path) -
     batches = con.execute("SELECT count(*), sum(lines_read) FROM ingest_batches").fetchall()
     assert batches == [(3, 12)]
     assert pl.Series(con.execute("SELECT run_key FROM runs").fetchall()).len() == 6
+
+
+def test_a_batch_the_store_refuses_stops_the_load_after_the_batches_before_it(
+    tmp_path: Path,
+) -> None:
+    lines = [HEADER, *(_alloc(job) for job in range(1, 7))]
+    path = tmp_path / "six.txt"
+    path.write_text("\n".join(lines) + "\n")
+    con = open_store(tmp_path / "s.duckdb")
+    # batch id 2 is taken already, so the second chunk's batch cannot be stored
+    con.execute(
+        "INSERT INTO ingest_batches VALUES (2, 'other', 'slurm', now(), now(), 0, 0, 0, 0, 0, "
+        "0, 0, 0, now())"
+    )
+    with pytest.raises(StoreError, match="could not store the batch"):
+        load_sacct_file(con, path, chunk_lines=2)
+    assert con.execute("SELECT count(*) FROM runs").fetchall()[0][0] == 1  # the first chunk
+    assert not [t for t in threading.enumerate() if t.name.startswith("parse-ahead")]
+    again = load_sacct_file(con, path, chunk_lines=2)  # the next batch ids are free: all land
+    assert (again.summary.runs_new, again.summary.runs_unchanged) == (5, 1)
