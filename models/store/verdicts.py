@@ -72,20 +72,30 @@ def read_verdict_batch(con: duckdb.DuckDBPyConnection, batch_id: int) -> Verdict
 
 
 def _runs_to_check(con: duckdb.DuckDBPyConnection, since_batch: int | None) -> pl.DataFrame:
-    """Return the current runs stored after ingest batch ``since_batch`` (all when None), with
-    the columns verdicts need and ``row_hash``."""
+    """Return the current runs whose content may have changed after ingest batch
+    ``since_batch`` (all when None), with the columns verdicts need and ``row_hash``: contents
+    stored by a later batch, and runs a later batch sent a content of to history (what is
+    current now may be an older content promoted back, stored by an earlier batch)."""
     select = ", ".join(f'"{c}"' for c in _READ)
     query = f"SELECT {select}, row_hash FROM runs"
     params: list[object] = []
     if since_batch is not None:
-        query += " WHERE batch_id > ?"
+        query += (
+            " WHERE batch_id > $1 OR run_key IN "
+            "(SELECT run_key FROM run_history WHERE superseded_by_batch > $1)"
+        )
         params.append(since_batch)
     frame = con.sql(query, params=params).pl()
     return conform(frame, {**{c: RUNS[c] for c in _READ}, "row_hash": pl.String()})
 
 
 def _runs_watermark(con: duckdb.DuckDBPyConnection) -> int | None:
-    value = con.execute("SELECT max(batch_id) FROM runs").fetchall()[0][0]
+    """Return the last ingest batch that changed the runs: stored a content, or sent one to
+    history (None before any run)."""
+    value = con.execute(
+        "SELECT greatest((SELECT max(batch_id) FROM runs), "
+        "(SELECT max(superseded_by_batch) FROM run_history))"
+    ).fetchall()[0][0]
     return None if value is None else int(value)
 
 

@@ -211,3 +211,21 @@ def test_fast_rows_hash_equals_the_line_by_line_reference(
         schema=dict.fromkeys(ROW_FIELDS, pl.String()),
     )
     assert verdict_rows_sha256(frame) == verdict_rows_sha256_reference(frame)
+
+
+def test_an_earlier_content_that_becomes_current_again_gets_its_verdict(tmp_path: Path) -> None:
+    con = open_store(tmp_path / "v.duckdb")
+    policy = load_policy_text(POLICY)
+    version, _ = write_policy(con, policy, origin="test")
+    _land(con, [("e", "med", "sec[01-02]")], 5)
+    # an older record of e (observed at 04:00) goes to history, beside a new run f
+    _land(con, [("e", "med", "sec[09-10]"), ("f", "med", "sec03")], 4)
+    assert _refresh(con, policy, version) is not None
+    assert read_grant_summary(con, "NIH-7") == {"approved": 2}
+    # that record observed again at 06:00 is e's newest: current again, never checked
+    _land(con, [("e", "med", "sec[09-10]")], 6)
+    assert _refresh(con, policy, version) is not None
+    assert read_grant_summary(con, "NIH-7") == {"approved": 1, "violation": 1}
+    current = read_run_verdicts(con, "e").filter(pl.col("is_current"))
+    assert current.row(0, named=True)["offending_node"] == "sec09"
+    con.close()
