@@ -87,19 +87,23 @@ def read_csv_baseline(dump: Path, db: Path) -> dict[str, float]:
     }
 
 
-def _baseline_in_child(dump: Path, db: Path) -> dict[str, float]:
+def _in_child(flag: str, label: str, dump: Path, db: Path) -> dict[str, Any]:
+    """Run this script with ``flag`` (one measurement) in a child process, print its figures
+    under ``label`` and return them: the child's peak RSS is its own."""
     done = subprocess.run(
-        [sys.executable, __file__, "--baseline-only", str(dump), str(db)],
+        [sys.executable, __file__, flag, str(dump), str(db)],
         check=True,
         capture_output=True,
         text=True,
     )
-    figures: dict[str, float] = json.loads(done.stdout)
+    figures: dict[str, Any] = json.loads(done.stdout)
     print(
-        f"{'baseline: DuckDB read_csv -> on-disk table':<58} {figures['wall_s']:8.2f} s  "
-        f"(CPU {figures['cpu_s']:6.2f} s)  peak RSS {figures['peak_rss_gb']:.2f} GB",
+        f"{label:<58} {figures['wall_s']:8.2f} s  (CPU {figures['cpu_s']:6.2f} s)  "
+        f"peak RSS {figures['peak_rss_gb']:.2f} GB",
         flush=True,
     )
+    if "summary" in figures:
+        print("   ", figures["summary"])
     return figures
 
 
@@ -117,25 +121,6 @@ def chunked_load(dump: Path, db: Path) -> dict[str, Any]:
         "peak_rss_gb": _peak_rss_gb(),
         "summary": loaded.describe(),
     }
-
-
-def _chunked_in_child(dump: Path, db: Path) -> dict[str, Any]:
-    done = subprocess.run(
-        [sys.executable, __file__, "--chunked-only", str(dump), str(db)],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    figures: dict[str, Any] = json.loads(done.stdout)
-    print(
-        f"{f'in batches of {CHUNK_LINES:,} lines (the CLI), own process':<58} "
-        f"{figures['wall_s']:8.2f} s  (CPU {figures['cpu_s']:6.2f} s)  "
-        f"peak RSS {figures['peak_rss_gb']:.2f} GB",
-        flush=True,
-    )
-    print("   ", figures["summary"])
-    db.unlink(missing_ok=True)
-    return figures
 
 
 def main() -> None:
@@ -182,7 +167,9 @@ def main() -> None:
     ingest_runs: list[float] = []
     con: Connection | None = None
     for _ in range(max(1, args.repeat)):
-        base = _baseline_in_child(dump, baseline_db)
+        base = _in_child(
+            "--baseline-only", "baseline: DuckDB read_csv -> on-disk table", dump, baseline_db
+        )
         base_runs.append(base["wall_s"])
         if con is not None:
             con.close()
@@ -205,7 +192,10 @@ def main() -> None:
 
     # What the command line does by default (batches of about CHUNK_LINES lines), in a process
     # of its own: its time and peak RSS are not those of a process that already holds a store.
-    chunked_s = _chunked_in_child(dump, args.workdir / "store_chunked.duckdb")["wall_s"]
+    chunked_db = args.workdir / "store_chunked.duckdb"
+    label = f"in batches of {CHUNK_LINES:,} lines (the CLI), own process"
+    chunked_s = _in_child("--chunked-only", label, dump, chunked_db)["wall_s"]
+    chunked_db.unlink(missing_ok=True)
 
     policy = load_policy(policy_file)
     read_s, runs = _timed("read runs for recompute", lambda: read_runs(con))
