@@ -28,6 +28,9 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, Literal
 
+import polars as pl
+import polars_hash as plh
+
 from models.audit_chain import format_time
 
 Kind = Literal["str", "int", "float", "time", "tres", "strs"]
@@ -112,3 +115,20 @@ def records_sha256(hashes_by_key: Iterable[tuple[str, str]]) -> str:
 def parse_time(text: str) -> datetime:
     """Return the datetime of a time written in a record line (the inverse of ``format_time``)."""
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def with_record_sha256(lines: pl.DataFrame) -> pl.DataFrame:
+    """Return ``lines`` (with a ``record_line`` column) with ``record_sha256`` in its place:
+    SHA-256 (hex) of each line's UTF-8 bytes, as ``record_sha256`` computes it, on all cores
+    and with the CPU's SHA instructions where it has them (polars-hash)."""
+    return lines.with_columns(plh.col("record_line").chash.sha2_256().alias("record_sha256")).drop(
+        "record_line"
+    )
+
+
+def records_sha256_frame(hashes: pl.DataFrame) -> str:
+    """Return a batch's records hash (``records_sha256``) from a frame of ``run_key`` and
+    ``record_sha256``, in any order."""
+    ordered = hashes.sort("run_key", "record_sha256")["record_sha256"]
+    text = ordered.str.join("\n").item() + "\n" if ordered.len() else ""
+    return hashlib.sha256(text.encode()).hexdigest()
