@@ -9,7 +9,7 @@ import io
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingest.load import _chunks
+from ingest.chunks import file_chunks
 from ingest.sources.sacct import is_header
 
 FIELDS = ["JobID", "JobIDRaw", "State"]
@@ -63,7 +63,9 @@ def test_blocks_cut_where_lines_do(
 ) -> None:
     data = b"\n".join(lines) + (b"\n" if final_newline else b"")
 
-    got = list(_chunks(io.BufferedReader(io.BytesIO(data)), chunk_lines, fields, block_bytes=block))
+    got = list(
+        file_chunks(io.BufferedReader(io.BytesIO(data)), chunk_lines, fields, block_bytes=block)
+    )
 
     assert got == cut_line_by_line(data, chunk_lines, fields)
     assert b"".join(got) == data
@@ -72,7 +74,7 @@ def test_blocks_cut_where_lines_do(
 def test_a_chunk_ends_before_an_allocation_line_only() -> None:
     data = b"JobID|JobIDRaw|State\n1|1|R\n1.batch|1.batch|R\n1.0|1.0|R\n2|2|R\n2.batch|2.batch|R\n"
 
-    got = list(_chunks(io.BufferedReader(io.BytesIO(data)), 2, None, block_bytes=5))
+    got = list(file_chunks(io.BufferedReader(io.BytesIO(data)), 2, None, block_bytes=5))
 
     assert got == [
         b"JobID|JobIDRaw|State\n1|1|R\n1.batch|1.batch|R\n1.0|1.0|R\n",
