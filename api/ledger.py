@@ -33,7 +33,7 @@ from models.store.ledger import (
     write_period_close,
 )
 from models.store.policies import read_policy_version
-from models.store.run_changes import jobs_changed_since, last_batch_id, read_runs_of_jobs
+from models.store.run_changes import jobs_changed_since, last_change_batch, read_runs_of_jobs
 
 RenderAll = Callable[[Statement, Sequence[str]], dict[str, bytes]]
 HASHED_FORMATS = ("csv", "json", "xlsx", "pdf")
@@ -96,7 +96,7 @@ class ChargeCache:
         read in the caller's transaction."""
         clusters = [c.name for c in policy.clusters]
         with self._lock:
-            batch = last_batch_id(con)
+            batch = last_change_batch(con) or 0
             if self._charges is None or self._version != version:
                 runs = read_runs(con, columns=CHARGE_RUN_COLUMNS, clusters=clusters)
                 self._charges = charge_runs(runs, policy)

@@ -16,11 +16,22 @@ from models.frames import RUNS, conform
 JOB_COLUMNS = ("cluster", "job_id_raw")
 
 
-def last_batch_id(con: duckdb.DuckDBPyConnection) -> int:
-    """Return the highest batch id stored (0 before the first batch)."""
-    return int(
-        con.execute("SELECT coalesce(max(batch_id), 0) FROM ingest_batches").fetchall()[0][0]
-    )
+# run_key, cluster and job_id_raw of the runs whose current content may have changed after
+# ingest batch $1 (a run may come more than once).
+CHANGED_SINCE_SQL = (
+    "SELECT run_key, cluster, job_id_raw FROM runs WHERE batch_id > $1 "
+    "UNION ALL SELECT run_key, cluster, job_id_raw FROM run_history WHERE superseded_by_batch > $1"
+)
+
+
+def last_change_batch(con: duckdb.DuckDBPyConnection) -> int | None:
+    """Return the last ingest batch that changed the runs: stored a content, or sent one to
+    history (None before any run)."""
+    value = con.execute(
+        "SELECT greatest((SELECT max(batch_id) FROM runs), "
+        "(SELECT max(superseded_by_batch) FROM run_history))"
+    ).fetchall()[0][0]
+    return None if value is None else int(value)
 
 
 def jobs_changed_since(
@@ -29,10 +40,8 @@ def jobs_changed_since(
     """Return ``cluster`` and ``job_id_raw`` of the jobs of ``clusters`` with a run whose
     current content may have changed after batch ``batch_id`` (once each)."""
     frame = con.sql(
-        "SELECT DISTINCT cluster, job_id_raw FROM ("
-        "SELECT cluster, job_id_raw FROM runs WHERE batch_id > $1 "
-        "UNION ALL SELECT cluster, job_id_raw FROM run_history WHERE superseded_by_batch > $1"
-        ") WHERE cluster IN (SELECT unnest($2::VARCHAR[]))",
+        f"SELECT DISTINCT cluster, job_id_raw FROM ({CHANGED_SINCE_SQL}) "
+        "WHERE cluster IN (SELECT unnest($2::VARCHAR[]))",
         params=[batch_id, clusters],
     ).pl()
     return conform(frame, {c: RUNS[c] for c in JOB_COLUMNS})

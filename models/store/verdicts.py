@@ -23,6 +23,7 @@ from models.frames import RUNS, conform
 from models.grants import assign_grants
 from models.policy import Policy
 from models.store.audit import append_audit
+from models.store.run_changes import CHANGED_SINCE_SQL, last_change_batch
 from models.verdict_audit import verdict_rows_sha256
 from models.verdicts import RUN_COLUMNS, VERDICTS, run_verdicts
 
@@ -80,23 +81,10 @@ def _runs_to_check(con: duckdb.DuckDBPyConnection, since_batch: int | None) -> p
     query = f"SELECT {select}, row_hash FROM runs"
     params: list[object] = []
     if since_batch is not None:
-        query += (
-            " WHERE batch_id > $1 OR run_key IN "
-            "(SELECT run_key FROM run_history WHERE superseded_by_batch > $1)"
-        )
+        query += f" WHERE run_key IN (SELECT run_key FROM ({CHANGED_SINCE_SQL}))"
         params.append(since_batch)
     frame = con.sql(query, params=params).pl()
     return conform(frame, {**{c: RUNS[c] for c in _READ}, "row_hash": pl.String()})
-
-
-def _runs_watermark(con: duckdb.DuckDBPyConnection) -> int | None:
-    """Return the last ingest batch that changed the runs: stored a content, or sent one to
-    history (None before any run)."""
-    value = con.execute(
-        "SELECT greatest((SELECT max(batch_id) FROM runs), "
-        "(SELECT max(superseded_by_batch) FROM run_history))"
-    ).fetchall()[0][0]
-    return None if value is None else int(value)
 
 
 def verdicts_stale(con: duckdb.DuckDBPyConnection, policy_version: int) -> bool:
@@ -104,7 +92,7 @@ def verdicts_stale(con: duckdb.DuckDBPyConnection, policy_version: int) -> bool:
     last = read_latest_verdict_batch(con)
     if last is None:
         return True
-    return last.policy_version != policy_version or _runs_watermark(con) != last.runs_watermark
+    return last.policy_version != policy_version or last_change_batch(con) != last.runs_watermark
 
 
 def compute_verdicts(runs: pl.DataFrame, policy: Policy) -> pl.DataFrame:
@@ -127,7 +115,7 @@ def refresh_verdicts(
     if not verdicts_stale(con, policy_version):
         return None
     last = read_latest_verdict_batch(con)
-    watermark = _runs_watermark(con)
+    watermark = last_change_batch(con)
     full = last is None or last.policy_version != policy_version
     if last is None and not any(g.regime for g in policy.grants):
         return None
