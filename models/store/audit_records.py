@@ -163,14 +163,6 @@ def record_hashes_sql(where: str) -> str:
     )
 
 
-def batch_records_sha256(con: duckdb.DuckDBPyConnection, batch_id: int) -> tuple[str, int]:
-    """Return (records_sha256, run versions) of what batch ``batch_id`` stored, from the runs."""
-    row = con.execute(
-        aggregate_sql(record_hashes_sql("WHERE batch_id = $1"), group=False), [batch_id]
-    ).fetchall()[0]
-    return str(row[0]), int(row[1])
-
-
 def read_record_hashes(con: duckdb.DuckDBPyConnection, batch_ids: Sequence[int]) -> pl.DataFrame:
     """Return every run version the batches stored: ``batch_id``, ``run_key``, ``record_sha256``.
 
