@@ -5,6 +5,13 @@ batch, then moved to ``done/`` (it landed, even with some lines quarantined) or 
 could not be read, or no record of it parsed), with ``<name>.reason`` beside it saying what
 happened. Files are taken in name order.
 
+A sacct file is read and landed in chunks of ``CHUNK_LINES`` lines (the next parsed while one
+lands), as ``fairledger ingest file`` lands it, each chunk its own batch: a year of sacct output
+dropped as one file loads in bounded memory. Whether a file failed is decided on its first chunk
+(before anything of it lands). Should a later chunk fail to be read or stored, the batches before
+it stay, the file stays where it is with the failure recorded, and the next run loads it again:
+the landed chunks change nothing the second time.
+
 A file still being written is left alone: names starting with ``.`` or ending in ``.part`` or
 ``.tmp`` are skipped (write under such a name, then rename into place, which is atomic), and so
 is any file modified less than ``settle_s`` seconds ago (for writers that cannot rename).
@@ -24,13 +31,25 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Generator
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Literal, Protocol
 
-from ingest.load import field_order, file_observed_at, write_parsed
+import polars as pl
+
+from ingest.load import (
+    CHUNK_LINES,
+    ParsedChunk,
+    field_order,
+    file_observed_at,
+    parse_ahead,
+    parsed_chunks,
+    total_summary,
+    write_parsed,
+)
 from ingest.sources.jobs_jsonl import parse_jobs_jsonl
 from ingest.sources.lsf import parse_lsf_accounting
 from ingest.sources.pbs import parse_pbs_accounting
@@ -134,9 +153,11 @@ def run_drop_dir(
     *,
     now: Callable[[], datetime],
     move: Callable[[Path, Path], None] = os.replace,
+    chunk_lines: int = CHUNK_LINES,
 ) -> list[DropOutcome]:
     """Load every ready file of ``drop`` and move it to done/ or failed/; return what became of
-    each. ``move`` is injected so a test can die between a commit and its move."""
+    each. ``move`` is injected so a test can die between a commit and its move; a sacct file
+    lands in chunks of ``chunk_lines`` lines."""
     started_at = now()
     directory = Path(drop.path)
     try:
@@ -146,7 +167,27 @@ def run_drop_dir(
     except OSError as exc:
         _record_failure(store, drop, f"cannot read the drop directory: {exc}", started_at)
         return []
-    return [_load_file(path, drop, store, now=now, move=move) for path in files]
+    return [
+        _load_file(path, drop, store, now=now, move=move, chunk_lines=chunk_lines) for path in files
+    ]
+
+
+def _parsed_pieces(path: Path, drop: DropDirSettings, chunk_lines: int) -> Generator[ParsedChunk]:
+    """Yield a dropped file parsed: a sacct file chunk by chunk (the next parsed while the
+    caller lands one), a file of another format whole. Close it to stop the parsing."""
+    if drop.format == "sacct":
+        with path.open("rb") as handle:
+            pieces = parsed_chunks(
+                handle, source=str(path), cluster=drop.cluster, fields=drop.fields,
+                tz=drop.tz, chunk_lines=chunk_lines, universal_newlines=False,
+            )  # fmt: skip
+            with closing(parse_ahead(pieces)) as ahead:
+                yield from ahead
+        return
+    data = path.read_bytes()
+    text = data.decode("utf-8", errors="replace")
+    batch = parse_dropped(text, drop, source=str(path))
+    yield ParsedChunk(batch, _parsed_with(drop, text), text.count("\n"), len(data))
 
 
 def _load_file(
@@ -156,45 +197,78 @@ def _load_file(
     *,
     now: Callable[[], datetime],
     move: Callable[[Path, Path], None],
+    chunk_lines: int,
 ) -> DropOutcome:
     started_at = now()
+    observed_at = file_observed_at(path)
+    landed: list[BatchSummary] = []
+    quarantined: list[pl.DataFrame] = []
     try:
-        text = path.read_bytes().decode("utf-8", errors="replace")
-        batch = parse_dropped(text, drop, source=str(path))
+        with closing(_parsed_pieces(path, drop, chunk_lines)) as pieces:
+            for piece in pieces:
+                batch = piece.batch
+                if not landed and (refusal := _refusal(batch)):
+                    return _failed(path, drop, store, refusal, started_at, move)
+                try:
+                    with store.write() as cur:
+                        summary = write_parsed(
+                            cur, batch, source=drop.name, scheduler=SCHEDULERS[drop.format],
+                            started_at=started_at, parsed_with=piece.parsed_with,
+                            advance_watermark=True, observed_at=observed_at,
+                        )  # fmt: skip
+                except FairledgerError as exc:  # the store refused it: the file stays
+                    return _left(path, drop, store, str(exc), started_at, landed)
+                landed.append(summary)
+                if batch.quarantine.height:
+                    quarantined.append(batch.quarantine)
     except (OSError, FairledgerError, ValueError) as exc:
+        if landed:  # a later chunk could not be read: what landed stays, the file too
+            return _left(path, drop, store, f"unreadable: {exc}", started_at, landed)
         return _failed(path, drop, store, f"unreadable: {exc}", started_at, move)
-    if batch.lines_read == 0:
-        return _failed(path, drop, store, "empty: no records", started_at, move)
-    if batch.runs.is_empty() and batch.quarantine.height:
-        reasons = _quarantine_lines(batch)
-        return _failed(
-            path, drop, store, f"no record could be parsed:\n{reasons}", started_at, move
-        )
-    try:
-        with store.write() as cur:
-            summary = write_parsed(
-                cur,
-                batch,
-                source=drop.name,
-                scheduler=SCHEDULERS[drop.format],
-                started_at=started_at,
-                parsed_with=_parsed_with(drop, text),
-                advance_watermark=True,
-                observed_at=file_observed_at(path),
-            )
-    except FairledgerError as exc:  # the store refused it: leave the file for the next run
-        _record_failure(store, drop, f"{path.name}: {exc}", started_at)
-        return DropOutcome(path.name, "failed", None, reason=str(exc))
+    summary = total_summary(landed)
+    quarantine = pl.concat(quarantined) if quarantined else None
+    first, last = landed[0].batch_id, summary.batch_id
     reason = (
-        f"landed as batch {summary.batch_id}: {summary.lines_read} lines; runs "
-        f"{summary.runs_new} new, {summary.runs_changed} changed, {summary.runs_unchanged} "
-        f"unchanged; {summary.quarantined} quarantined\n"
+        f"landed as batch {last}" if first == last else f"landed as batches {first}-{last}"
+    ) + (
+        f": {summary.lines_read} lines; runs {summary.runs_new} new, {summary.runs_changed} "
+        f"changed, {summary.runs_unchanged} unchanged; {summary.quarantined} quarantined\n"
     )
-    if summary.quarantined:
-        reason += _quarantine_lines(batch)
+    if quarantine is not None:
+        reason += _quarantine_lines(quarantine)
     moved = _move(path, Path(drop.path) / "done", reason, move)
     log.info("drop %s: %s → %s: %s", drop.name, path.name, moved, reason.splitlines()[0])
     return DropOutcome(path.name, "done", moved, summary, reason)
+
+
+def _refusal(batch: SacctBatch) -> str | None:
+    """Return why a file whose (first) batch is ``batch`` fails as a whole, or None."""
+    if batch.lines_read == 0:
+        return "empty: no records"
+    if batch.runs.is_empty() and batch.quarantine.height:
+        return f"no record could be parsed:\n{_quarantine_lines(batch.quarantine)}"
+    return None
+
+
+def _left(
+    path: Path,
+    drop: DropDirSettings,
+    store: StoreHandle,
+    error: str,
+    started_at: datetime,
+    landed: list[BatchSummary],
+) -> DropOutcome:
+    """Record that ``path`` could not be landed whole and leave it for the next run; the
+    batches in ``landed`` (earlier chunks of it) stay stored."""
+    if landed:
+        error = (
+            f"{error} (after batches {landed[0].batch_id}-{landed[-1].batch_id} of the file "
+            "landed; the next run loads it again)"
+        )
+    _record_failure(store, drop, f"{path.name}: {error}", started_at)
+    log.warning("drop %s: %s left in place: %s", drop.name, path.name, error)
+    summary = total_summary(landed) if landed else None
+    return DropOutcome(path.name, "failed", None, summary, reason=error)
 
 
 def _parsed_with(drop: DropDirSettings, text: str) -> ParsedWith:
@@ -203,10 +277,10 @@ def _parsed_with(drop: DropDirSettings, text: str) -> ParsedWith:
     return ParsedWith(drop.format, None, drop.cluster, None)
 
 
-def _quarantine_lines(batch: SacctBatch) -> str:
-    rows = batch.quarantine.head(_REASON_QUARANTINED_SHOWN).iter_rows(named=True)
+def _quarantine_lines(quarantine: pl.DataFrame) -> str:
+    rows = quarantine.head(_REASON_QUARANTINED_SHOWN).iter_rows(named=True)
     shown = [f"line {r['line_no']}: {r['field'] or '(record)'}: {r['reason']}\n" for r in rows]
-    more = batch.quarantine.height - len(shown)
+    more = quarantine.height - len(shown)
     return "".join(shown) + (f"... and {more} more\n" if more > 0 else "")
 
 

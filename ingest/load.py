@@ -170,7 +170,7 @@ def file_observed_at(path: Path) -> datetime | None:
 
 
 @dataclass(frozen=True)
-class _ParsedChunk:
+class ParsedChunk:
     """One chunk of a file, parsed: its batch, the field order, and the lines and bytes it
     consumed."""
 
@@ -180,7 +180,7 @@ class _ParsedChunk:
     size: int
 
 
-def _parsed_chunks(
+def parsed_chunks(
     handle: BinaryIO,
     *,
     source: str,
@@ -188,9 +188,16 @@ def _parsed_chunks(
     fields: list[str] | None,
     tz: str,
     chunk_lines: int,
-) -> Iterator[_ParsedChunk]:
+    universal_newlines: bool = True,
+) -> Iterator[ParsedChunk]:
     """Yield the chunks of ``handle`` parsed, line numbers those of the file (see the module's
-    docstring); an empty file yields one empty chunk."""
+    docstring); an empty file yields one empty chunk.
+
+    A chunk holding a carriage return is decoded first: with ``universal_newlines`` as
+    ``Path.read_text`` does (``decode_text``: a lone ``\\r`` ends a line, as for ``fairledger
+    ingest file``), else as UTF-8 only (a ``\\r`` before a newline is dropped by the parser, a
+    lone one stays in its field, as a drop directory has always read files).
+    """
     header: str | None = None  # the file's header line, put in front of every later chunk
     parsed_with = ParsedWith("sacct", tuple(fields) if fields is not None else None, cluster, tz)
     first_line = 1  # the file's line number of the chunk's first line
@@ -198,7 +205,9 @@ def _parsed_chunks(
     for data in file_chunks(handle, chunk_lines, fields):
         # The bytes go to the parser as they are (see load_sacct_file), unless carriage
         # returns need translating first.
-        text = decode_text(data) if b"\r" in data else None
+        text = None
+        if b"\r" in data:
+            text = decode_text(data) if universal_newlines else data.decode("utf-8", "replace")
         chunk: str | bytes = data if text is None else text
         if not chunks:
             first = _first_nonblank(chunk)
@@ -217,19 +226,19 @@ def _parsed_chunks(
         lines = data.count(b"\n") if text is None else text.count("\n")
         first_line += lines
         chunks += 1
-        yield _ParsedChunk(batch, parsed_with, lines, len(data))
+        yield ParsedChunk(batch, parsed_with, lines, len(data))
     if not chunks:  # an empty file still lands (an empty batch), as an unchunked load does
         batch = parse_sacct("", source=source, fields=fields, cluster=cluster, tz=tz)
-        yield _ParsedChunk(batch, parsed_with, 0, 0)
+        yield ParsedChunk(batch, parsed_with, 0, 0)
 
 
-def _ahead(items: Iterator[_ParsedChunk]) -> Generator[_ParsedChunk]:
+def parse_ahead(items: Iterator[ParsedChunk]) -> Generator[ParsedChunk]:
     """Yield ``items`` in order, computing the next one in a worker thread while the caller
     handles the current one (polars and DuckDB both release the GIL, so parsing a chunk and
     landing the one before it overlap). An exception raised by ``items`` is raised here, at
     the item it replaces, after every earlier item was handled."""
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="parse-ahead") as pool:
-        pending: Future[_ParsedChunk | None] = pool.submit(next, items, None)
+        pending: Future[ParsedChunk | None] = pool.submit(next, items, None)
         while (item := pending.result()) is not None:
             pending = pool.submit(next, items, None)
             yield item
@@ -258,11 +267,11 @@ def _load_chunked(
     quarantined: list[pl.DataFrame] = []
     lines_done = 0
     bytes_done = 0
-    parsed = _parsed_chunks(
+    parsed = parsed_chunks(
         handle, source=source, cluster=cluster, fields=fields, tz=tz, chunk_lines=chunk_lines
     )
     # The worker stops (closing) before the file closes, also when a batch fails to land.
-    with handle, closing(_ahead(parsed)) as chunks:
+    with handle, closing(parse_ahead(parsed)) as chunks:
         for chunk in chunks:
             batches.append(
                 write_parsed(
@@ -278,7 +287,7 @@ def _load_chunked(
             if on_progress is not None and chunk.size:
                 on_progress(LoadProgress(bytes_done, total, lines_done, len(batches)))
     quarantine = pl.concat(quarantined) if quarantined else empty(QUARANTINE)
-    return FileLoad(_total(batches), quarantine, tuple(batches))
+    return FileLoad(total_summary(batches), quarantine, tuple(batches))
 
 
 def _first_nonblank(text: str | bytes) -> str:
@@ -307,7 +316,7 @@ def _shift_lines(batch: SacctBatch, offset: int) -> SacctBatch:
     )
 
 
-def _total(batches: list[BatchSummary]) -> BatchSummary:
+def total_summary(batches: list[BatchSummary]) -> BatchSummary:
     """Return the sum of the batches' counts, with the last batch's id."""
     if len(batches) == 1:
         return batches[0]

@@ -216,3 +216,97 @@ def test_the_scheduled_job_loads_and_notifies(tmp_path: Path, store: StoreHandle
         scheduler.shutdown(wait=True)
     assert notified == [1] and count_runs(store) == 1
     assert state_of(store, drop.name)["last_success_at"] is not None
+
+
+def step_line(job: int) -> str:
+    """A batch step of job ``job`` (sacct prints the step's own start as its Submit)."""
+    return (
+        f"{job}.batch|{job}.batch|lab||||||2026-11-20T10:00:01|2026-11-20T10:00:01|"
+        "2026-11-20T10:10:01|00:10:00|600||0:0|COMPLETED|1|2|1024M|cpu=2,mem=1024M,node=1|n1||batch"
+    )
+
+
+def test_a_large_sacct_file_lands_in_chunks_each_record_once(
+    tmp_path: Path, store: StoreHandle
+) -> None:
+    drop = DropDir(path=tmp_path, format="sacct", cluster="lab")
+    lines = [HEADER]
+    for job in range(1, 8):
+        lines += [LINE.format(id=job, state="BOGUS" if job == 6 else "COMPLETED"), step_line(job)]
+    text = "\n".join(lines) + "\n"
+    settled(tmp_path / "year.txt", text)
+
+    (outcome,) = run_drop_dir(drop, store, now=now, chunk_lines=4)
+
+    assert outcome.status == "done" and outcome.summary is not None
+    s = outcome.summary
+    assert (s.lines_read, s.runs_new, s.steps_new, s.quarantined) == (14, 6, 7, 1)
+    assert outcome.reason is not None and outcome.reason.startswith("landed as batches ")
+    assert "line 12: State: unknown state 'BOGUS'" in outcome.reason  # the file's line number
+    with store.reading() as cur:
+        batches = cur.execute("SELECT count(*) FROM ingest_batches").fetchall()[0][0]
+        steps = cur.execute("SELECT count(*) FROM steps").fetchall()[0][0]
+        lines_of_quarantine = cur.execute("SELECT line_no FROM quarantine").fetchall()
+    assert batches == 4 and steps == 7 and lines_of_quarantine == [(12,)]
+    assert count_runs(store) == 6
+
+    # the same file dropped again under another name: no run twice (its bad line is
+    # quarantined again, with that file as its source)
+    settled(tmp_path / "year-again.txt", text)
+    (again,) = run_drop_dir(drop, store, now=now, chunk_lines=4)
+    assert again.summary is not None
+    assert (again.summary.runs_new, again.summary.runs_unchanged) == (0, 6)
+    with store.reading() as cur:
+        history = cur.execute("SELECT count(*) FROM run_history").fetchall()[0][0]
+        quarantined = cur.execute("SELECT count(*) FROM quarantine").fetchall()[0][0]
+    assert (history, quarantined, count_runs(store)) == (0, 2, 6)
+
+
+def test_a_chunk_the_store_refuses_leaves_the_file_for_the_next_run(
+    tmp_path: Path, store: StoreHandle
+) -> None:
+    drop = DropDir(path=tmp_path, format="sacct", cluster="lab")
+    settled(tmp_path / "a.txt", sacct_text(1, 2, 3, 4, 5, 6))
+    with store.write() as cur:  # batch id 2 is taken, so the file's second chunk cannot land
+        cur.execute(
+            "INSERT INTO ingest_batches VALUES (2, 'other', 'slurm', now(), now(), 0, 0, 0, 0, "
+            "0, 0, 0, 0, now())"
+        )
+
+    (outcome,) = run_drop_dir(drop, store, now=now, chunk_lines=2)
+
+    assert (outcome.status, outcome.moved_to) == ("failed", None)
+    # the first chunk (the header and one job) landed
+    assert outcome.summary is not None and outcome.summary.runs_new == 1
+    assert outcome.changed  # what landed is announced (a recompute follows)
+    assert (tmp_path / "a.txt").exists() and count_runs(store) == 1
+    state = state_of(store, drop.name)
+    assert state["degraded"]
+    assert "could not store the batch" in str(state["last_error"])
+    assert "after batches 1-1 of the file landed" in str(state["last_error"])
+
+    (again,) = run_drop_dir(drop, store, now=now, chunk_lines=2)  # the next run
+    assert again.status == "done" and again.summary is not None
+    assert (again.summary.runs_new, again.summary.runs_unchanged) == (5, 1)
+    assert count_runs(store) == 6 and not (tmp_path / "a.txt").exists()
+    assert not state_of(store, drop.name)["degraded"]
+
+
+@pytest.mark.parametrize("chunk_lines", [2, 1000])
+def test_a_lone_carriage_return_stays_in_its_field(
+    tmp_path: Path, store: StoreHandle, chunk_lines: int
+) -> None:
+    """A drop directory reads a file as UTF-8 and drops the \\r of a \\r\\n line end only (a
+    lone \\r is data), whether the file lands in one chunk or several."""
+    drop = DropDir(path=tmp_path, format="sacct", cluster="lab")
+    odd = LINE.format(id=2, state="COMPLETED").replace("|job", "|a\rb")
+    text = "\r\n".join([HEADER, LINE.format(id=1, state="COMPLETED"), odd, step_line(2)])
+    settled(tmp_path / "crlf.txt", text + "\r\n")
+
+    (outcome,) = run_drop_dir(drop, store, now=now, chunk_lines=chunk_lines)
+
+    assert outcome.status == "done" and outcome.summary is not None
+    assert (outcome.summary.runs_new, outcome.summary.quarantined) == (2, 0)
+    with store.reading() as cur:
+        names = cur.execute("SELECT job_name FROM runs ORDER BY job_id").fetchall()
+    assert names == [("job",), ("a\rb",)]
