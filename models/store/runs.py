@@ -15,16 +15,13 @@ from datetime import datetime
 
 import duckdb
 import polars as pl
-import pyarrow as pa
 
 from models.errors import StoreError
-from models.frames import QUARANTINE, RUNS, STEPS, UTC_TIME, conform
+from models.frames import QUARANTINE, RUNS, UTC_TIME, conform
 from models.store.audit_records import record_ingest_batch
 from models.store.sources import advance_watermark
-
-# Columns that describe where and when a record was read, not what it says: they do not enter
-# the content hash, so the same record read from another file is the same version.
-_PROVENANCE = {"source", "source_line"}
+from models.store.staging import PROGRESS_SQL, PROVENANCE, record_batches
+from models.store.steps import upsert_steps
 
 
 @dataclass(frozen=True)
@@ -80,25 +77,9 @@ def _hash_sql(schema: dict[str, pl.DataType]) -> str:
         if isinstance(dtype, pl.Datetime)
         else f'"{name}" := "{name}"'
         for name, dtype in schema.items()
-        if name not in _PROVENANCE
+        if name not in PROVENANCE
     ]
     return f"md5(to_json(struct_pack({', '.join(parts)})))"
-
-
-# How far a record had got in its run's life: 0 not started (pending), 1 started and not ended
-# (running), 2 ended. Between versions observed at the same time the further one is newer.
-_PROGRESS_SQL = "(CASE WHEN end_at IS NOT NULL THEN 2 WHEN start_at IS NOT NULL THEN 1 ELSE 0 END)"
-
-
-# Rows per Arrow record batch handed to DuckDB: with several batches its scan (and the content
-# hash computed on the way) runs on all its threads instead of one.
-_BATCH_ROWS = 122_880
-
-
-def _record_batches(frame: pl.DataFrame) -> pa.Table:
-    """Return ``frame`` as an Arrow table cut into record batches of ``_BATCH_ROWS`` rows."""
-    table = frame.to_arrow()
-    return pa.Table.from_batches(table.to_batches(max_chunksize=_BATCH_ROWS), schema=table.schema)
 
 
 def _upsert(
@@ -137,16 +118,16 @@ def _upsert(
             f"PARTITION BY {key}, row_hash ORDER BY observed_at DESC, _line DESC) AS _n "
             f"FROM ({hashed})) WHERE _n = 1"
         )
-    con.register("incoming", _record_batches(staged))
+    con.register("incoming", record_batches(staged))
     try:
         keys = f"SEMI JOIN (SELECT DISTINCT {key} FROM incoming) s ON t.{key} = s.{key}"
         stored = (
-            f"SELECT {key} AS k, row_hash, observed_at, {_PROGRESS_SQL} AS progress, "
+            f"SELECT {key} AS k, row_hash, observed_at, {PROGRESS_SQL} AS progress, "
             f"true AS was_current FROM {table} t {keys}"
         )
         if history:
             stored += (
-                f" UNION ALL SELECT {key}, row_hash, observed_at, {_PROGRESS_SQL}, false "
+                f" UNION ALL SELECT {key}, row_hash, observed_at, {PROGRESS_SQL}, false "
                 f"FROM {history} t {keys}"
             )
         con.execute(f"CREATE OR REPLACE TEMP TABLE stored AS {stored}")
@@ -179,7 +160,7 @@ def _upsert(
         f"SELECT k, row_hash, max(observed_at) AS observed_at, max(progress) AS progress, "
         f"bool_or(was_stored) AS was_stored, bool_or(was_current) AS was_current FROM ("
         f"SELECT k, row_hash, observed_at, progress, true AS was_stored, was_current FROM stored "
-        f"UNION ALL SELECT {key}, row_hash, observed_at, {_PROGRESS_SQL}, false, false "
+        f"UNION ALL SELECT {key}, row_hash, observed_at, {PROGRESS_SQL}, false, false "
         f"FROM staged) GROUP BY k, row_hash)"
     )
     added = "bool_or(NOT was_stored)" if history else "false"
@@ -294,16 +275,7 @@ def write_batch(
             observed_at=when,
             history="run_history",
         )
-        steps_counts = _upsert(
-            con,
-            table="steps",
-            key="step_key",
-            frame=steps,
-            schema=STEPS,
-            batch_id=batch_id,
-            observed_at=when,
-            history=None,
-        )
+        steps_counts = upsert_steps(con, steps, batch_id=batch_id, observed_at=when)
         quarantined = conform(quarantine, QUARANTINE)
         if quarantined.height:
             _quarantine(con, quarantined, batch_id=batch_id, parsed_with=parsed_with)

@@ -59,7 +59,7 @@ def _content(con: Connection) -> dict[str, list[tuple[object, ...]]]:
             "SELECT run_key, row_hash, source_line FROM runs ORDER BY run_key"
         ).fetchall(),
         "steps": con.execute(
-            "SELECT step_key, row_hash, source_line FROM steps ORDER BY step_key"
+            "SELECT * EXCLUDE (batch_id, ingested_at) FROM steps ORDER BY step_key"
         ).fetchall(),
         "quarantine": con.execute(
             "SELECT line_no, record_id, field, reason, raw FROM quarantine ORDER BY line_no"

@@ -15,6 +15,10 @@ What the store promises, and what is checked:
   (pending < running < ended), then the greatest content hash; a content observed earlier than
   the stored one goes to history and never replaces it;
 * delivering anything once more changes nothing.
+
+Each delivery also carries the run's batch step, whose content follows the run's (steps keep no
+history and are compared by their content columns, not a stored hash): the final ``steps``
+table is the same whatever the order, and its content is one of the newest.
 """
 
 from __future__ import annotations
@@ -136,17 +140,53 @@ def runs_frame(batch: list[Delivery]) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=schema)
 
 
+def steps_frame(batch: list[Delivery]) -> pl.DataFrame:
+    """The batch step of each delivery's run, saying what the run's content says (a pending
+    run's step has null times, TRES and node list: nulls inside the content)."""
+    rows = []
+    for d in batch:
+        c = d.content
+        start = None if c.state == "PENDING" else T0 + timedelta(minutes=5)
+        end = start + timedelta(hours=c.hours) if start and c.state != "RUNNING" else None
+        rows.append(
+            {
+                "step_key": f"lab/{100 + d.run}.batch/{int(T0.timestamp())}",
+                "run_key": run_key(d.run),
+                "cluster": "lab",
+                "job_id": f"{100 + d.run}.batch",
+                "step_id": "batch",
+                "state": c.state,
+                "exit_code": "0:0",
+                "start_at": start,
+                "end_at": end,
+                "elapsed_s": c.hours * 3600,
+                "alloc_nodes": 1,
+                "alloc_cpus": c.cpus,
+                "tres": None if start is None else [{"name": "cpu", "count": float(c.cpus)}],
+                "nodelist": None if start is None else "n01",
+                "job_name": c.job_name,
+                "source": d.source,
+                "source_line": d.line + 1,
+                "observed_at": observed_at(d),
+            }
+        )
+    if not rows:
+        return pl.DataFrame(schema=STEPS)
+    schema = {name: STEPS.get(name, pl.Datetime("us", "UTC")) for name in rows[0]}
+    return pl.DataFrame(rows, schema=schema)
+
+
 def deliver(con: duckdb.DuckDBPyConnection, batch: list[Delivery]) -> BatchSummary:
     """Land ``batch``; observed at its deliveries' times (one time per batch, or per row)."""
     times = {d.observed for d in batch}
-    frame = runs_frame(batch)
+    frame, steps = runs_frame(batch), steps_frame(batch)
     one_time = len(times) == 1
     return write_batch(
         con,
         source="sacct:lab",
         scheduler="slurm",
         runs=frame.drop("observed_at") if one_time else frame,
-        steps=pl.DataFrame(schema=STEPS),
+        steps=steps.drop("observed_at") if one_time else steps,
         quarantine=pl.DataFrame(schema=QUARANTINE),
         lines_read=len(batch),
         started_at=T0 + timedelta(days=30),  # landing time: never the ordering
@@ -157,6 +197,11 @@ def deliver(con: duckdb.DuckDBPyConnection, batch: list[Delivery]) -> BatchSumma
 def stored_runs(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     select = ", ".join(f'"{c}"' for c in [*CONTENT, "row_hash", "observed_at"])
     return con.sql(f"SELECT {select} FROM runs ORDER BY run_key").pl()
+
+
+def stored_steps(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    select = ", ".join(f'"{c}"' for c in STEPS if c not in ("source", "source_line"))
+    return con.sql(f"SELECT {select}, observed_at FROM steps ORDER BY step_key").pl()
 
 
 def stored_versions(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
@@ -233,6 +278,14 @@ def check_against_model(con: duckdb.DuckDBPyConnection, stream: list[Delivery]) 
         assert (seen[content_of(current)], progress(content_of(current))) == top
         assert current["row_hash"] == mine["row_hash"][-1]
         assert mine["row_hash"].is_unique().all()
+    steps = stored_steps(con)
+    assert steps["run_key"].to_list() == sorted(latest)  # one step per run
+    for step in steps.iter_rows(named=True):
+        seen = latest[step["run_key"]]
+        content = content_of(step)
+        top = max((h, progress(c)) for c, h in seen.items())
+        assert content in seen and (seen[content], progress(content)) == top
+        assert step["observed_at"] == T0 + timedelta(hours=seen[content])
 
 
 def fresh_store(directory: str, name: str) -> duckdb.DuckDBPyConnection:
@@ -257,15 +310,24 @@ def test_any_interleaving_of_deliveries_gives_the_same_final_store(
             for other in stores[1:]:
                 assert_frame_equal(stored_runs(stores[0]), stored_runs(other))
                 assert_frame_equal(stored_versions(stores[0]), stored_versions(other))
+                assert_frame_equal(stored_steps(stores[0]), stored_steps(other))
 
             # delivering any of it once more changes nothing
-            before = (stored_runs(stores[0]), stored_versions(stores[0]))
-            for batch in second:
+            before = (stored_runs(stores[0]), stored_versions(stores[0]), stored_steps(stores[0]))
+            # as it was, then from another file (a name that sorts last) at other lines
+            later = [
+                [Delivery(d.run, d.content, d.observed, "zz-later.txt", d.line + 7) for d in b]
+                for b in second
+            ]
+            for batch in second + later:
                 again = deliver(stores[0], batch)
                 assert (again.runs_new, again.runs_changed) == (0, 0)
                 assert again.runs_unchanged == len({d.run for d in batch})
+                assert (again.steps_new, again.steps_changed) == (0, 0)
+                assert again.steps_unchanged == len({d.run for d in batch})
             assert_frame_equal(stored_runs(stores[0]), before[0])
             assert_frame_equal(stored_versions(stores[0]), before[1])
+            assert_frame_equal(stored_steps(stores[0]), before[2])
         finally:
             for con in stores:
                 con.close()
@@ -281,4 +343,26 @@ def test_a_b_a_is_two_versions_observed_at_their_latest_time(tmp_path: Path) -> 
     assert [content_of(r) for r in versions.iter_rows(named=True)] == [b, a]
     assert versions["observed_at"].to_list() == [T0 + timedelta(hours=3), T0 + timedelta(hours=5)]
     assert versions["is_current"].to_list() == [False, True]
+    con.close()
+
+
+def test_a_step_keeps_its_newest_content_observed_at_its_latest_time(tmp_path: Path) -> None:
+    con = open_store(tmp_path / "s.duckdb")
+    a = Content("RUNNING", 1, 4, None)
+    b = Content("COMPLETED", 1, 4, "sim")
+
+    def step_after(hour: int, content: Content) -> tuple[tuple[int, int, int], Content, datetime]:
+        s = deliver(con, [Delivery(0, content, hour, f"pull-{hour}.txt", 1)])
+        (row,) = stored_steps(con).iter_rows(named=True)
+        return (
+            (s.steps_new, s.steps_changed, s.steps_unchanged),
+            content_of(row),
+            row["observed_at"],
+        )
+
+    assert step_after(0, a) == ((1, 0, 0), a, T0)
+    assert step_after(2, a) == ((0, 0, 1), a, T0 + timedelta(hours=2))  # seen again later
+    assert step_after(1, b) == ((0, 0, 1), a, T0 + timedelta(hours=2))  # older: dropped
+    assert step_after(3, b) == ((0, 1, 0), b, T0 + timedelta(hours=3))  # newer: replaces
+    assert step_after(3, a) == ((0, 0, 1), b, T0 + timedelta(hours=3))  # same time, not as far
     con.close()

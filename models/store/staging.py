@@ -1,0 +1,34 @@
+"""What landing runs and steps share: the columns that are provenance, a record's progress,
+and handing a polars frame to DuckDB so that its scan runs on all threads."""
+
+from __future__ import annotations
+
+import polars as pl
+import pyarrow as pa
+
+# Columns that describe where and when a record was read, not what it says: they are not part
+# of its content, so the same record read from another file is the same version.
+PROVENANCE = frozenset({"source", "source_line"})
+
+
+def progress_sql(alias: str | None = None) -> str:
+    """Return SQL of how far a record (of ``alias`` where given) had got in its run's life:
+    0 not started (pending), 1 started and not ended (running), 2 ended. Between versions
+    observed at the same time the further one is newer."""
+    p = f"{alias}." if alias else ""
+    return (
+        f"(CASE WHEN {p}end_at IS NOT NULL THEN 2 WHEN {p}start_at IS NOT NULL THEN 1 ELSE 0 END)"
+    )
+
+
+PROGRESS_SQL = progress_sql()
+
+# Rows per Arrow record batch handed to DuckDB: with several batches its scan (and the content
+# hash computed on the way) runs on all its threads instead of one.
+_BATCH_ROWS = 122_880
+
+
+def record_batches(frame: pl.DataFrame) -> pa.Table:
+    """Return ``frame`` as an Arrow table cut into record batches of ``_BATCH_ROWS`` rows."""
+    table = frame.to_arrow()
+    return pa.Table.from_batches(table.to_batches(max_chunksize=_BATCH_ROWS), schema=table.schema)
