@@ -91,16 +91,16 @@ def _upsert(
     schema: dict[str, pl.DataType],
     batch_id: int,
     observed_at: datetime,
-    history: str | None,
+    history: str,
 ) -> tuple[int, int, int]:
     """Merge ``frame`` into ``table`` by ``key``; return (new, changed, unchanged) key counts.
 
     A key's current content is its *newest* version whatever the order they arrive in: the
     greatest (observed_at, lifecycle progress, row_hash), a content's ``observed_at`` being the
     latest time any delivery of it was observed (``frame``'s own ``observed_at`` column where
-    it has one, else ``observed_at``). Every other distinct content goes to ``history`` (for
-    steps, which keep none, it is dropped). ``changed`` counts keys that gained a version or
-    whose current content changed.
+    it has one, else ``observed_at``). Every other distinct content goes to ``history``.
+    ``changed`` counts keys that gained a version or whose current content changed. (Steps,
+    which keep no history, land by ``models.store.steps``.)
     """
     staged = conform(frame, {**schema, "observed_at": UTC_TIME}).with_columns(
         pl.col("observed_at").fill_null(pl.lit(observed_at, UTC_TIME))
@@ -123,13 +123,10 @@ def _upsert(
         keys = f"SEMI JOIN (SELECT DISTINCT {key} FROM incoming) s ON t.{key} = s.{key}"
         stored = (
             f"SELECT {key} AS k, row_hash, observed_at, {PROGRESS_SQL} AS progress, "
-            f"true AS was_current FROM {table} t {keys}"
+            f"true AS was_current FROM {table} t {keys} "
+            f"UNION ALL SELECT {key}, row_hash, observed_at, {PROGRESS_SQL}, false "
+            f"FROM {history} t {keys}"
         )
-        if history:
-            stored += (
-                f" UNION ALL SELECT {key}, row_hash, observed_at, {PROGRESS_SQL}, false "
-                f"FROM {history} t {keys}"
-            )
         con.execute(f"CREATE OR REPLACE TEMP TABLE stored AS {stored}")
         if unique and not con.execute("SELECT count(*) FROM stored").fetchall()[0][0]:
             # Every key is new and comes once (a first load): each row is its run's only
@@ -148,7 +145,7 @@ def _upsert(
     )
     bumped = con.execute("SELECT count(*) FROM bumped").fetchall()[0][0]
     if bumped:
-        for target in (table, history) if history else (table,):
+        for target in (table, history):
             con.execute(
                 f"UPDATE {target} SET observed_at = b.observed_at FROM bumped b "
                 f"WHERE {target}.{key} = b.k AND {target}.row_hash = b.row_hash"
@@ -163,13 +160,13 @@ def _upsert(
         f"UNION ALL SELECT {key}, row_hash, observed_at, {PROGRESS_SQL}, false, false "
         f"FROM staged) GROUP BY k, row_hash)"
     )
-    added = "bool_or(NOT was_stored)" if history else "false"
     new, changed, unchanged = con.execute(
-        f"WITH per_key AS (SELECT k, NOT bool_or(was_stored) AS is_new, "
-        f"bool_or(was_stored) AND ({added} OR bool_or(was_current <> is_current)) AS is_changed "
-        f"FROM ranked GROUP BY k) "
-        f"SELECT count(*) FILTER (is_new), count(*) FILTER (is_changed), "
-        f"count(*) FILTER (NOT is_new AND NOT is_changed) FROM per_key"
+        "WITH per_key AS (SELECT k, NOT bool_or(was_stored) AS is_new, "
+        "bool_or(was_stored) AND (bool_or(NOT was_stored) OR bool_or(was_current <> is_current)) "
+        "AS is_changed "
+        "FROM ranked GROUP BY k) "
+        "SELECT count(*) FILTER (is_new), count(*) FILTER (is_changed), "
+        "count(*) FILTER (NOT is_new AND NOT is_changed) FROM per_key"
     ).fetchall()[0]
     if changed:
         _move_versions(con, table=table, key=key, history=history, batch_id=batch_id)
@@ -179,24 +176,23 @@ def _upsert(
             f"INSERT INTO {table} BY NAME SELECT s.* FROM staged s JOIN ranked r "
             f"ON r.k = s.{key} AND r.row_hash = s.row_hash WHERE NOT r.was_stored AND r.is_current"
         )
-        if history:
-            con.execute(
-                f"INSERT INTO {history} BY NAME SELECT s.*, now() AS superseded_at, "
-                f"?::BIGINT AS superseded_by_batch FROM staged s JOIN ranked r "
-                f"ON r.k = s.{key} AND r.row_hash = s.row_hash "
-                f"WHERE NOT r.was_stored AND NOT r.is_current",
-                [batch_id],
-            )
+        con.execute(
+            f"INSERT INTO {history} BY NAME SELECT s.*, now() AS superseded_at, "
+            f"?::BIGINT AS superseded_by_batch FROM staged s JOIN ranked r "
+            f"ON r.k = s.{key} AND r.row_hash = s.row_hash "
+            f"WHERE NOT r.was_stored AND NOT r.is_current",
+            [batch_id],
+        )
     for temp in ("staged", "stored", "bumped", "ranked"):
         con.execute(f"DROP TABLE {temp}")
     return int(new), int(changed), int(unchanged)
 
 
 def _move_versions(
-    con: duckdb.DuckDBPyConnection, *, table: str, key: str, history: str | None, batch_id: int
+    con: duckdb.DuckDBPyConnection, *, table: str, key: str, history: str, batch_id: int
 ) -> None:
-    """Move stored contents that stopped being current to ``history`` (or drop them without
-    one) and stored contents of ``history`` that became current back to ``table``."""
+    """Move stored contents that stopped being current to ``history`` and stored contents of
+    ``history`` that became current back to ``table``."""
     demoted = (
         f"(SELECT k, row_hash FROM ranked WHERE was_current AND NOT is_current) d "
         f"ON d.k = t.{key} AND d.row_hash = t.row_hash"
@@ -205,21 +201,20 @@ def _move_versions(
         f"(SELECT k, row_hash FROM ranked WHERE was_stored AND NOT was_current AND is_current) p "
         f"ON p.k = t.{key} AND p.row_hash = t.row_hash"
     )
-    if history:
-        con.execute(
-            f"INSERT INTO {history} BY NAME SELECT t.*, now() AS superseded_at, "
-            f"?::BIGINT AS superseded_by_batch FROM {table} t SEMI JOIN {demoted}",
-            [batch_id],
-        )
-        con.execute(
-            f"INSERT INTO {table} BY NAME SELECT t.* EXCLUDE (superseded_at, superseded_by_batch) "
-            f"FROM {history} t SEMI JOIN {promoted}"
-        )
-        con.execute(
-            f"DELETE FROM {history} t USING (SELECT k, row_hash FROM ranked "
-            f"WHERE was_stored AND NOT was_current AND is_current) p "
-            f"WHERE p.k = t.{key} AND p.row_hash = t.row_hash"
-        )
+    con.execute(
+        f"INSERT INTO {history} BY NAME SELECT t.*, now() AS superseded_at, "
+        f"?::BIGINT AS superseded_by_batch FROM {table} t SEMI JOIN {demoted}",
+        [batch_id],
+    )
+    con.execute(
+        f"INSERT INTO {table} BY NAME SELECT t.* EXCLUDE (superseded_at, superseded_by_batch) "
+        f"FROM {history} t SEMI JOIN {promoted}"
+    )
+    con.execute(
+        f"DELETE FROM {history} t USING (SELECT k, row_hash FROM ranked "
+        f"WHERE was_stored AND NOT was_current AND is_current) p "
+        f"WHERE p.k = t.{key} AND p.row_hash = t.row_hash"
+    )
     con.execute(
         f"DELETE FROM {table} t USING (SELECT k, row_hash FROM ranked "
         f"WHERE was_current AND NOT is_current) d WHERE d.k = t.{key} AND d.row_hash = t.row_hash"
