@@ -5,11 +5,13 @@
 Prints, for one run on this machine: generation time, DuckDB ``read_csv`` of the file (the floor:
 no validation, no quarantine, no upsert), ``fairledger ingest file`` of the same file into an
 on-disk store (parse + validate + upsert), the ratio of the two, a second load of the same file
-(idempotent: nothing changes), and a full fair-share recompute over the stored runs.
+(idempotent: nothing changes), and a full fair-share recompute over the stored runs. For
+context it also times a typed ``read_csv`` (times parsed, counts as integers, TRES counts pulled
+out of AllocTRES, like perf-limits.md's L5) and prints the ingest's ratio to that.
 
 ``fairledger ingest file`` lands a file in batches of ``CHUNK_LINES`` lines by default, the next
 parsed while one lands; the single-batch load (``load_sacct_file`` without ``chunk_lines``: one
-parse, one batch, as a drop directory lands a file) is timed first, the batched one after it in
+parse, one batch) is timed first, the batched one after it in
 a process of its own (its own peak RSS), each into a fresh store.
 
 Each step shows wall seconds and the process's CPU seconds (steadier than wall time when other
@@ -87,6 +89,52 @@ def read_csv_baseline(dump: Path, db: Path) -> dict[str, float]:
     }
 
 
+# The typed reference: the file's columns read with their types (times parsed, counts as
+# integers) and the TRES counts fairledger uses pulled out of AllocTRES, as perf-limits.md's L5
+# does. Context for the goal's untyped baseline, not a replacement of it.
+_TYPED_COLUMNS = {
+    **{name: "VARCHAR" for name in ("JobID", "JobIDRaw", "Cluster", "Partition", "QOS")},
+    **{name: "VARCHAR" for name in ("Account", "User")},
+    **{name: "TIMESTAMP" for name in ("Submit", "Eligible", "Start", "End")},
+    "Elapsed": "VARCHAR",
+    "ElapsedRaw": "BIGINT",
+    "Timelimit": "VARCHAR",
+    "ExitCode": "VARCHAR",
+    "State": "VARCHAR",
+    "NNodes": "INTEGER",
+    "NCPUS": "INTEGER",
+    **{name: "VARCHAR" for name in ("ReqMem", "AllocTRES", "NodeList", "Reservation", "JobName")},
+}
+
+
+def typed_read_csv(dump: Path, db: Path) -> dict[str, float]:
+    """Return wall and CPU seconds, rows and peak RSS of DuckDB reading ``dump`` with types
+    (and TRES counts) into ``db``."""
+    db.unlink(missing_ok=True)
+    columns = ", ".join(f"'{name}': '{kind}'" for name, kind in _TYPED_COLUMNS.items())
+    tres = ", ".join(
+        f"TRY_CAST(regexp_extract(AllocTRES, '(^|,){name}=([0-9.]+)', 2) AS DOUBLE) AS tres_{name}"
+        for name in ("billing", "cpu", "node", "gres/gpu")
+    ).replace("tres_gres/gpu", "tres_gpu")
+    t0, c0 = time.perf_counter(), time.process_time()
+    con = duckdb.connect(str(db))
+    con.execute(
+        f"CREATE TABLE typed AS SELECT *, {tres} FROM read_csv('{dump}', delim='|', "
+        f"header=true, quote='', escape='', auto_detect=false, columns={{{columns}}}, "
+        "timestampformat='%Y-%m-%dT%H:%M:%S', ignore_errors=true, "
+        "nullstr=['', 'Unknown', 'None'])"
+    )
+    con.execute("CHECKPOINT")
+    count = con.execute("SELECT count(*) FROM typed").fetchall()[0][0]
+    con.close()
+    return {
+        "wall_s": time.perf_counter() - t0,
+        "cpu_s": time.process_time() - c0,
+        "rows": int(count),
+        "peak_rss_gb": _peak_rss_gb(),
+    }
+
+
 def _in_child(flag: str, label: str, dump: Path, db: Path) -> dict[str, Any]:
     """Run this script with ``flag`` (one measurement) in a child process, print its figures
     under ``label`` and return them: the child's peak RSS is its own."""
@@ -131,9 +179,13 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--baseline-only", nargs=2, type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--chunked-only", nargs=2, type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--typed-only", nargs=2, type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.baseline_only:
         print(json.dumps(read_csv_baseline(*args.baseline_only)))
+        return
+    if args.typed_only:
+        print(json.dumps(typed_read_csv(*args.typed_only)))
         return
     if args.chunked_only:
         print(json.dumps(chunked_load(*args.chunked_only)))
@@ -164,6 +216,7 @@ def main() -> None:
     baseline_db = args.workdir / "baseline.duckdb"
     store_path = args.workdir / "store.duckdb"
     base_runs: list[float] = []
+    typed_runs: list[float] = []
     ingest_runs: list[float] = []
     con: Connection | None = None
     for _ in range(max(1, args.repeat)):
@@ -171,6 +224,10 @@ def main() -> None:
             "--baseline-only", "baseline: DuckDB read_csv -> on-disk table", dump, baseline_db
         )
         base_runs.append(base["wall_s"])
+        typed = _in_child(
+            "--typed-only", "reference: DuckDB typed read_csv + TRES -> on disk", dump, baseline_db
+        )
+        typed_runs.append(typed["wall_s"])
         if con is not None:
             con.close()
         store_path.unlink(missing_ok=True)
@@ -212,6 +269,12 @@ def main() -> None:
     )
     print(f"ingest rate:    {lines / ingest_s:,.0f} lines/s, {size_mb / ingest_s:.0f} MB/s")
     print(f"in {CHUNK_LINES:,}-line batches / read_csv: {chunked_s / base_s:5.2f}x")
+    typed_s = statistics.median(typed_runs)
+    print(
+        f"reference, typed read_csv + TRES: {typed_s:.2f} s (median of {len(typed_runs)}); "
+        f"one batch / it {ingest_s / typed_s:.2f}x, {CHUNK_LINES:,}-line batches / it "
+        f"{chunked_s / typed_s:.2f}x"
+    )
     print(
         f"recompute incl. read:         {read_s + recompute_s:.2f} s for {runs.height:,} runs "
         f"-> {factors.height:,} associations"
