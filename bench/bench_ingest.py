@@ -68,18 +68,15 @@ def _peak_rss_gb() -> float:
     return kib * 1024 / 1e9
 
 
-def read_csv_baseline(dump: Path, db: Path) -> dict[str, float]:
-    """Return wall and CPU seconds, rows and peak RSS of DuckDB reading ``dump`` into ``db``."""
+def _create_on_disk(db: Path, table: str, select: str) -> dict[str, float]:
+    """Return wall and CPU seconds, rows and peak RSS of creating ``table`` in a fresh ``db``
+    from ``select`` and checkpointing it to disk."""
     db.unlink(missing_ok=True)
     t0, c0 = time.perf_counter(), time.process_time()
     con = duckdb.connect(str(db))
-    con.execute(
-        f"CREATE TABLE raw AS SELECT * FROM read_csv('{dump}', delim='|', header=true, "
-        "quote='', escape='', all_varchar=true, ignore_errors=true, "
-        "nullstr=['', 'Unknown', 'None'])"
-    )
+    con.execute(f"CREATE TABLE {table} AS {select}")
     con.execute("CHECKPOINT")
-    count = con.execute("SELECT count(*) FROM raw").fetchall()[0][0]
+    count = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
     con.close()
     return {
         "wall_s": time.perf_counter() - t0,
@@ -87,6 +84,16 @@ def read_csv_baseline(dump: Path, db: Path) -> dict[str, float]:
         "rows": int(count),
         "peak_rss_gb": _peak_rss_gb(),
     }
+
+
+def read_csv_baseline(dump: Path, db: Path) -> dict[str, float]:
+    """Return wall and CPU seconds, rows and peak RSS of DuckDB reading ``dump`` into ``db``."""
+    return _create_on_disk(
+        db,
+        "raw",
+        f"SELECT * FROM read_csv('{dump}', delim='|', header=true, quote='', escape='', "
+        "all_varchar=true, ignore_errors=true, nullstr=['', 'Unknown', 'None'])",
+    )
 
 
 # The typed reference: the file's columns read with their types (times parsed, counts as
@@ -110,29 +117,19 @@ _TYPED_COLUMNS = {
 def typed_read_csv(dump: Path, db: Path) -> dict[str, float]:
     """Return wall and CPU seconds, rows and peak RSS of DuckDB reading ``dump`` with types
     (and TRES counts) into ``db``."""
-    db.unlink(missing_ok=True)
     columns = ", ".join(f"'{name}': '{kind}'" for name, kind in _TYPED_COLUMNS.items())
     tres = ", ".join(
         f"TRY_CAST(regexp_extract(AllocTRES, '(^|,){name}=([0-9.]+)', 2) AS DOUBLE) AS tres_{name}"
         for name in ("billing", "cpu", "node", "gres/gpu")
     ).replace("tres_gres/gpu", "tres_gpu")
-    t0, c0 = time.perf_counter(), time.process_time()
-    con = duckdb.connect(str(db))
-    con.execute(
-        f"CREATE TABLE typed AS SELECT *, {tres} FROM read_csv('{dump}', delim='|', "
-        f"header=true, quote='', escape='', auto_detect=false, columns={{{columns}}}, "
+    return _create_on_disk(
+        db,
+        "typed",
+        f"SELECT *, {tres} FROM read_csv('{dump}', delim='|', header=true, quote='', "
+        f"escape='', auto_detect=false, columns={{{columns}}}, "
         "timestampformat='%Y-%m-%dT%H:%M:%S', ignore_errors=true, "
-        "nullstr=['', 'Unknown', 'None'])"
+        "nullstr=['', 'Unknown', 'None'])",
     )
-    con.execute("CHECKPOINT")
-    count = con.execute("SELECT count(*) FROM typed").fetchall()[0][0]
-    con.close()
-    return {
-        "wall_s": time.perf_counter() - t0,
-        "cpu_s": time.process_time() - c0,
-        "rows": int(count),
-        "peak_rss_gb": _peak_rss_gb(),
-    }
 
 
 def _in_child(flag: str, label: str, dump: Path, db: Path) -> dict[str, Any]:

@@ -17,10 +17,10 @@ import duckdb
 import polars as pl
 
 from models.errors import StoreError
-from models.frames import QUARANTINE, RUNS, UTC_TIME, conform
+from models.frames import QUARANTINE, RUNS, conform
 from models.store.audit_records import record_ingest_batch
 from models.store.sources import advance_watermark
-from models.store.staging import PROGRESS_SQL, PROVENANCE, record_batches
+from models.store.staging import PROGRESS_SQL, PROVENANCE, record_batches, staged_frame
 from models.store.steps import upsert_steps
 
 
@@ -102,9 +102,7 @@ def _upsert(
     ``changed`` counts keys that gained a version or whose current content changed. (Steps,
     which keep no history, land by ``models.store.steps``.)
     """
-    staged = conform(frame, {**schema, "observed_at": UTC_TIME}).with_columns(
-        pl.col("observed_at").fill_null(pl.lit(observed_at, UTC_TIME))
-    )
+    staged = staged_frame(frame, schema, observed_at)
     hashed = (
         f"SELECT *, {_hash_sql(schema)} AS row_hash, ?::BIGINT AS batch_id, "
         f"now() AS ingested_at FROM incoming"

@@ -3,8 +3,12 @@ and handing a polars frame to DuckDB so that its scan runs on all threads."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import polars as pl
 import pyarrow as pa
+
+from models.frames import UTC_TIME, conform
 
 # Columns that describe where and when a record was read, not what it says: they are not part
 # of its content, so the same record read from another file is the same version.
@@ -32,3 +36,13 @@ def record_batches(frame: pl.DataFrame) -> pa.Table:
     """Return ``frame`` as an Arrow table cut into record batches of ``_BATCH_ROWS`` rows."""
     table = frame.to_arrow()
     return pa.Table.from_batches(table.to_batches(max_chunksize=_BATCH_ROWS), schema=table.schema)
+
+
+def staged_frame(
+    frame: pl.DataFrame, schema: dict[str, pl.DataType], observed_at: datetime
+) -> pl.DataFrame:
+    """Return ``frame`` conformed to ``schema`` plus ``observed_at``: its own column where it
+    has one, else (and for its nulls) ``observed_at``."""
+    return conform(frame, {**schema, "observed_at": UTC_TIME}).with_columns(
+        pl.col("observed_at").fill_null(pl.lit(observed_at, UTC_TIME))
+    )

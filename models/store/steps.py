@@ -17,8 +17,8 @@ from datetime import datetime
 import duckdb
 import polars as pl
 
-from models.frames import STEPS, UTC_TIME, conform
-from models.store.staging import PROVENANCE, progress_sql, record_batches
+from models.frames import STEPS
+from models.store.staging import PROVENANCE, progress_sql, record_batches, staged_frame
 
 
 def content_sql(table: str | None = None) -> str:
@@ -49,9 +49,7 @@ def upsert_steps(
     counts stored steps whose content was replaced; a stored content observed again later
     moves its observed_at to the later time.
     """
-    staged = conform(frame, {**STEPS, "observed_at": UTC_TIME}).with_columns(
-        pl.col("observed_at").fill_null(pl.lit(observed_at, UTC_TIME))
-    )
+    staged = staged_frame(frame, STEPS, observed_at)
     rows = "SELECT *, ?::BIGINT AS batch_id, now() AS ingested_at FROM incoming"
     if staged["step_key"].n_unique() != staged.height:
         staged = staged.with_row_index("_line")

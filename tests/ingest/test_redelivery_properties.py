@@ -98,12 +98,18 @@ def observed_at(d: Delivery) -> datetime:
     return T0 + timedelta(hours=d.observed)
 
 
+def times(c: Content) -> tuple[datetime | None, datetime | None]:
+    """Return (start, end) of a run whose record says ``c``."""
+    start = None if c.state == "PENDING" else T0 + timedelta(minutes=5)
+    end = start + timedelta(hours=c.hours) if start and c.state != "RUNNING" else None
+    return start, end
+
+
 def runs_frame(batch: list[Delivery]) -> pl.DataFrame:
     rows = []
     for d in batch:
         c = d.content
-        start = None if c.state == "PENDING" else T0 + timedelta(minutes=5)
-        end = start + timedelta(hours=c.hours) if start and c.state != "RUNNING" else None
+        start, end = times(c)
         rows.append(
             {
                 "run_key": run_key(d.run),
@@ -146,8 +152,7 @@ def steps_frame(batch: list[Delivery]) -> pl.DataFrame:
     rows = []
     for d in batch:
         c = d.content
-        start = None if c.state == "PENDING" else T0 + timedelta(minutes=5)
-        end = start + timedelta(hours=c.hours) if start and c.state != "RUNNING" else None
+        start, end = times(c)
         rows.append(
             {
                 "step_key": f"lab/{100 + d.run}.batch/{int(T0.timestamp())}",
