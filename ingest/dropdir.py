@@ -58,7 +58,7 @@ from ingest.sources.sacct_json import parse_sacct_json
 from models.errors import FairledgerError
 from models.store import BatchSummary
 from models.store.handle import StoreHandle
-from models.store.runs import ParsedWith
+from models.store.quarantine import ParsedWith
 from models.store.sources import record_source_failure
 
 log = logging.getLogger(__name__)

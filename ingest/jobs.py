@@ -52,7 +52,7 @@ from ingest.sources.slurmrestd import (
 from models.errors import FairledgerError, SourceUnavailable
 from models.store import BatchSummary, Connection
 from models.store.handle import StoreHandle
-from models.store.runs import ParsedWith
+from models.store.quarantine import ParsedWith
 from models.store.sources import (
     SourceState,
     ensure_source,

@@ -26,7 +26,7 @@ from ingest.sources.sacct import KNOWN_FIELDS, SacctBatch, decode_text, is_heade
 from models.errors import ParseError
 from models.frames import QUARANTINE, empty
 from models.store import BatchSummary, Connection, write_batch
-from models.store.runs import ParsedWith
+from models.store.quarantine import ParsedWith
 
 _KNOWN = frozenset(name.lower() for name in KNOWN_FIELDS)
 

@@ -37,7 +37,8 @@ from ingest.sources.sacct_json import LEGACY_PLUGINS, parse_sacct_json
 from models.errors import ParseError
 from models.frames import QUARANTINE, RUNS, STEPS, UTC_TIME, empty
 from models.store import Connection
-from models.store.runs import QuarantineRetry, list_quarantine, read_observed_at, write_batch
+from models.store.quarantine import QuarantineRetry, list_quarantine, read_observed_at
+from models.store.runs import write_batch
 
 # The scheduler each parser's records come from (``ingest_batches.scheduler``).
 SCHEDULERS = {"sacct": "slurm", "sacct_json": "slurm", "slurmrestd": "slurm", "pbs": "pbs",

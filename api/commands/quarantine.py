@@ -38,7 +38,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Print quarantined records, oldest first: id, status, where, field and reason."""
         from api.cli import store_of
-        from models.store.runs import list_quarantine
+        from models.store.quarantine import list_quarantine
 
         with store_of(ctx) as con:
             page, total = list_quarantine(

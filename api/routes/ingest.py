@@ -15,7 +15,7 @@ from api.service import Service
 from ingest.load import write_parsed
 from ingest.sources.jobs_jsonl import parse_jobs_jsonl
 from models.errors import ParseError
-from models.store.runs import ParsedWith
+from models.store.quarantine import ParsedWith
 
 router = APIRouter(tags=["ingest"])
 

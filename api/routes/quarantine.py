@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 from api.auth import ADMIN, AUDITOR, require
 from api.deps import ServiceDep
 from api.schemas import Problem, QuarantineList, QuarantineRecord
-from models.store.runs import list_quarantine
+from models.store.quarantine import list_quarantine
 
 router = APIRouter(tags=["quarantine"])
 

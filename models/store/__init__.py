@@ -4,10 +4,10 @@ from duckdb import DuckDBPyConnection as Connection
 
 from models.store.db import connect, migrate, open_store
 from models.store.policies import PolicyVersion, read_active_policy, write_policy
+from models.store.quarantine import read_quarantine
 from models.store.runs import (
     BatchSummary,
     has_batch_from,
-    read_quarantine,
     read_runs,
     write_batch,
 )

@@ -24,7 +24,8 @@ from ingest.sources.sacct import SacctBatch
 from ingest.sources.sacct_json import parse_sacct_json
 from models.frames import QUARANTINE, RUNS, STEPS, conform, empty
 from models.store import open_store, read_runs
-from models.store.runs import ParsedWith, list_quarantine, write_batch
+from models.store.quarantine import ParsedWith, list_quarantine
+from models.store.runs import write_batch
 
 SAMPLES = Path(__file__).parent / "samples"
 OBSERVED = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)

@@ -15,7 +15,7 @@ import polars as pl
 from ingest.load import load_sacct_file
 from ingest.quarantine import retry_quarantined
 from models.store import open_store, read_runs
-from models.store.runs import list_quarantine
+from models.store.quarantine import list_quarantine
 
 RIGHT = ["JobID", "JobIDRaw", "Cluster", "Partition", "Account", "User", "Submit", "Start",
          "End", "ElapsedRaw", "ExitCode", "State", "NCPUS", "AllocTRES", "JobName"]  # fmt: skip
