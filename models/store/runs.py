@@ -20,7 +20,13 @@ from models.frames import QUARANTINE, RUNS, conform
 from models.store.audit_records import record_ingest_batch
 from models.store.quarantine import ParsedWith, QuarantineRetry, write_quarantined, write_retry
 from models.store.sources import advance_watermark
-from models.store.staging import PROGRESS_SQL, PROVENANCE, record_batches, staged_frame
+from models.store.staging import (
+    PROGRESS_SQL,
+    PROVENANCE,
+    first_per_sql,
+    record_batches,
+    staged_frame,
+)
 from models.store.steps import upsert_steps
 
 
@@ -85,11 +91,7 @@ def _upsert(
     if not unique:
         # One row per (key, content): the latest observation, and of those the later line.
         staged = staged.with_row_index("_line")
-        hashed = (
-            f"SELECT * EXCLUDE (_line, _n) FROM (SELECT *, row_number() OVER ("
-            f"PARTITION BY {key}, row_hash ORDER BY observed_at DESC, _line DESC) AS _n "
-            f"FROM ({hashed})) WHERE _n = 1"
-        )
+        hashed = first_per_sql(hashed, partition=f"{key}, row_hash", order="observed_at DESC")
     con.register("incoming", record_batches(staged))
     try:
         keys = f"SEMI JOIN (SELECT DISTINCT {key} FROM incoming) s ON t.{key} = s.{key}"

@@ -46,3 +46,12 @@ def staged_frame(
     return conform(frame, {**schema, "observed_at": UTC_TIME}).with_columns(
         pl.col("observed_at").fill_null(pl.lit(observed_at, UTC_TIME))
     )
+
+
+def first_per_sql(select: str, *, partition: str, order: str) -> str:
+    """Return SQL keeping one row of ``select`` per ``partition``: the first by ``order``, then
+    the later line (``select`` has a ``_line`` column: the row's position in its frame)."""
+    return (
+        f"SELECT * EXCLUDE (_line, _n) FROM (SELECT *, row_number() OVER (PARTITION BY "
+        f"{partition} ORDER BY {order}, _line DESC) AS _n FROM ({select}) incoming) WHERE _n = 1"
+    )

@@ -18,7 +18,13 @@ import duckdb
 import polars as pl
 
 from models.frames import STEPS
-from models.store.staging import PROVENANCE, progress_sql, record_batches, staged_frame
+from models.store.staging import (
+    PROVENANCE,
+    first_per_sql,
+    progress_sql,
+    record_batches,
+    staged_frame,
+)
 
 
 def content_sql(table: str | None = None) -> str:
@@ -53,11 +59,7 @@ def upsert_steps(
     rows = "SELECT *, ?::BIGINT AS batch_id, now() AS ingested_at FROM incoming"
     if staged["step_key"].n_unique() != staged.height:
         staged = staged.with_row_index("_line")
-        rows = (
-            f"SELECT * EXCLUDE (_line, _n) FROM (SELECT *, row_number() OVER (PARTITION BY "
-            f"step_key ORDER BY {_newest_sql('incoming')} DESC, _line DESC) AS _n FROM ({rows}) "
-            f"incoming) WHERE _n = 1"
-        )
+        rows = first_per_sql(rows, partition="step_key", order=f"{_newest_sql('incoming')} DESC")
     con.register("incoming", record_batches(staged))
     try:
         stored = con.execute(
