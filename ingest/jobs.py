@@ -26,7 +26,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Literal, Protocol, cast
 
 import httpx
@@ -293,37 +292,17 @@ def window_fetcher(
     kind = source_kind(source)
     timeout = source.timeout_s if timeout_s is None else timeout_s
     if kind == "slurmrestd":
-        rest = _RestSettings.of(cast(RestPull, source), timeout_s=timeout)
+        rest = cast(RestPull, source)
         url = slurmdb_jobs_url(rest.url or "", version=rest.api_version)  # bad settings fail here
         try:
             httpx.URL(url)  # else a bad port escapes fetch_rest_source as httpx.InvalidURL
         except httpx.InvalidURL as exc:
             raise ValueError(f"slurmrestd url {rest.url!r}: {exc}") from exc
         slurmdb_jobs_query(start, end, tz=rest.tz)
-        return lambda: fetch_rest_source(rest, start=start, end=end)
+        return lambda: fetch_rest_source(rest, start=start, end=end, timeout_s=timeout)
     command = sacct_json_command if kind == "sacct_json" else sacct_command
     argv = command(source, start=start, end=end)
     return lambda: fetch_sacct(argv, runner=runner, timeout_s=timeout, tz=source.tz)
-
-
-@dataclass(frozen=True)
-class _RestSettings:
-    """A slurmrestd source's settings (``RestPull``), with the timeout of this fetch."""
-
-    cluster: str | None
-    url: str | None
-    api_version: str
-    user: str | None
-    token_file: Path | None
-    tz: str
-    timeout_s: int
-
-    @classmethod
-    def of(cls, rest: RestPull, *, timeout_s: int) -> _RestSettings:
-        return cls(
-            rest.cluster, rest.url, rest.api_version, rest.user, rest.token_file, rest.tz,
-            timeout_s,
-        )  # fmt: skip
 
 
 def _too_soon(state: SourceState, source: ScheduledSacct, at: datetime) -> str | None:

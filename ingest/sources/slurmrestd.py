@@ -148,9 +148,11 @@ def fetch_rest_source(
     start: datetime,
     end: datetime,
     transport: httpx.BaseTransport | None = None,
+    timeout_s: int | None = None,
 ) -> str:
     """Return what slurmrestd answers for ``source``'s cluster in ``[start, end]``, with the
-    token read from ``source.token_file`` now (tokens expire and are rotated)."""
+    token read from ``source.token_file`` now (tokens expire and are rotated); ``timeout_s``
+    replaces ``source.timeout_s`` (a reconciliation's own)."""
     if source.url is None or source.user is None or source.token_file is None:
         raise SourceUnavailable("a slurmrestd source needs url, user and token_file")
     return fetch_slurmdb_jobs(
@@ -163,5 +165,5 @@ def fetch_rest_source(
         tz=source.tz,
         cluster=source.cluster,
         transport=transport,
-        timeout_s=source.timeout_s,
+        timeout_s=source.timeout_s if timeout_s is None else timeout_s,
     )
