@@ -57,7 +57,8 @@ def upsert_steps(
     """
     staged = staged_frame(frame, STEPS, observed_at)
     rows = "SELECT *, ?::BIGINT AS batch_id, now() AS ingested_at FROM incoming"
-    if staged["step_key"].n_unique() != staged.height:
+    keys = staged["step_key"].n_unique()
+    if keys != staged.height:
         staged = staged.with_row_index("_line")
         rows = first_per_sql(rows, partition="step_key", order=f"{_newest_sql('incoming')} DESC")
     con.register("incoming", record_batches(staged))
@@ -67,7 +68,7 @@ def upsert_steps(
         ).fetchall()[0][0]
         if not stored:  # every step is new (a first load): straight into the table
             con.execute(f"INSERT INTO steps BY NAME {rows}", [batch_id])
-            return staged["step_key"].n_unique(), 0, 0
+            return keys, 0, 0
         con.execute(f"CREATE OR REPLACE TEMP TABLE staged_steps AS {rows}", [batch_id])
     finally:
         con.unregister("incoming")
