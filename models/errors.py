@@ -4,6 +4,7 @@
      ├── PolicyError            a policy file or a Slurm config cannot be turned into a policy
      ├── UnknownAssociation     a (cluster, account, user) that the policy does not know
      ├── ParseError             a source's input cannot be read at all (not one bad record)
+     ├── SchemaMismatch         a frame's column or struct field is missing or of the wrong type
      ├── SourceUnavailable      a source could not be reached or exited badly
      ├── StoreError             the DuckDB file cannot be opened, migrated or written
      │    ├── StoreLocked       another process holds the file
@@ -29,6 +30,10 @@ class UnknownAssociation(FairledgerError):
 
 class ParseError(FairledgerError):
     """An input cannot be read at all, as opposed to one bad record in it."""
+
+
+class SchemaMismatch(FairledgerError):
+    """A frame's column, or a field nested in it, is missing or cannot be cast to its contract."""
 
 
 class SourceUnavailable(FairledgerError):

@@ -8,6 +8,9 @@ parsers produce it, the store persists it, the models consume it.
 from __future__ import annotations
 
 import polars as pl
+from polars._typing import PolarsDataType
+
+from models.errors import SchemaMismatch
 
 UTC_TIME = pl.Datetime("us", "UTC")
 
@@ -133,11 +136,86 @@ def empty(schema: dict[str, pl.DataType]) -> pl.DataFrame:
 def conform(df: pl.DataFrame, schema: dict[str, pl.DataType]) -> pl.DataFrame:
     """Return ``df`` with exactly the schema's columns, in order and cast to its dtypes.
 
-    Missing columns are added as nulls; extra columns are dropped.
+    Missing columns are added as nulls; extra columns are dropped. Struct fields are matched by
+    name, whatever their order (a dict from JSON, a pydantic dump, another source's parser), at
+    any depth of lists and structs; a struct's extra fields are dropped. A missing struct field or
+    a value that cannot be cast raises :class:`SchemaMismatch` naming the column, the field path
+    (``tres[].count``) and, for a value, the first one that does not fit.
     """
-    return df.select(
-        [
-            (pl.col(name) if name in df.columns else pl.lit(None)).cast(dtype).alias(name)
-            for name, dtype in schema.items()
-        ]
-    )
+    exprs = []
+    for name, dtype in schema.items():
+        if name in df.columns:
+            exprs.append(_by_name(pl.col(name), df.schema[name], dtype, name).alias(name))
+        else:
+            exprs.append(pl.lit(None).cast(dtype).alias(name))
+    try:
+        return df.select(exprs)
+    except (pl.exceptions.InvalidOperationError, pl.exceptions.ComputeError) as exc:
+        for name, dtype in schema.items():
+            if name in df.columns:
+                _raise_if_unfit(df.get_column(name), dtype, name)
+        raise SchemaMismatch(f"the frame does not fit its schema: {exc}") from exc
+
+
+def _field_names(dtype: PolarsDataType) -> list[str]:
+    return [field.name for field in dtype.fields] if isinstance(dtype, pl.Struct) else []
+
+
+def _by_name(expr: pl.Expr, have: PolarsDataType, want: PolarsDataType, path: str) -> pl.Expr:
+    """Return ``expr`` (of dtype ``have``) cast to ``want``, struct fields matched by name."""
+    if have == want or have == pl.Null():
+        return expr.cast(want)
+    if isinstance(want, pl.Struct):
+        if not isinstance(have, pl.Struct):
+            raise SchemaMismatch(f"{path}: is {have}, not a struct of {_field_names(want)}")
+        fields = {field.name: field.dtype for field in have.fields}
+        for field in want.fields:
+            if field.name not in fields:
+                raise SchemaMismatch(
+                    f"{path}.{field.name}: missing (the struct has {list(fields)})"
+                )
+        if _field_names(have) == _field_names(want) and not any(
+            isinstance(f.dtype, pl.Struct | pl.List) for f in want.fields
+        ):
+            return expr.cast(want)
+        rebuilt = pl.struct(
+            _by_name(expr.struct.field(f.name), fields[f.name], f.dtype, f"{path}.{f.name}").alias(
+                f.name
+            )
+            for f in want.fields
+        )
+        return pl.when(expr.is_null()).then(pl.lit(None, dtype=want)).otherwise(rebuilt)
+    if isinstance(want, pl.List):
+        if not isinstance(have, pl.List | pl.Array):
+            raise SchemaMismatch(f"{path}: is {have}, not a list of {want.inner}")
+        inner = have.inner
+        assert inner is not None and want.inner is not None
+        if inner == want.inner or inner == pl.Null():
+            return expr.cast(want)
+        if isinstance(have, pl.Array):
+            expr = expr.arr.to_list()
+        return expr.list.eval(_by_name(pl.element(), inner, want.inner, f"{path}[]"))
+    return expr.cast(want)
+
+
+def _raise_if_unfit(values: pl.Series, want: PolarsDataType, path: str) -> None:
+    """Raise :class:`SchemaMismatch` naming the field path and first value of ``values`` that
+    cannot be cast to ``want``; return when they all can."""
+    try:
+        values.to_frame().select(_by_name(pl.col(values.name), values.dtype, want, path))
+        return
+    except (pl.exceptions.InvalidOperationError, pl.exceptions.ComputeError):
+        pass
+    if isinstance(want, pl.Struct) and isinstance(values.dtype, pl.Struct):
+        for field in want.fields:
+            _raise_if_unfit(values.struct.field(field.name), field.dtype, f"{path}.{field.name}")
+    elif isinstance(want, pl.List) and isinstance(values.dtype, pl.List | pl.Array):
+        assert want.inner is not None
+        items = values.to_frame().select(pl.col(values.name).explode()).to_series()
+        _raise_if_unfit(items, want.inner, f"{path}[]")
+    else:
+        cast = values.cast(want, strict=False)
+        bad = values.filter(cast.is_null() & values.is_not_null())
+        shown = repr(bad[0]) if len(bad) else "a value"
+        raise SchemaMismatch(f"{path}: {shown} cannot be read as {want}")
+    raise SchemaMismatch(f"{path}: cannot be cast from {values.dtype} to {want}")
