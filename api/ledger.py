@@ -211,8 +211,10 @@ def close_period(
     actor: str,
     now: datetime,
     render_all: RenderAll,
+    made_with: dict[str, str] | None = None,
 ) -> tuple[ClosedPeriod, dict[tuple[str, str], tuple[str, int]]]:
-    """Close ``period``: freeze its lines, record each grant's statement hashes per format.
+    """Close ``period``: freeze its lines, record each grant's statement hashes per format,
+    with ``made_with`` ({format: the versions that rendered it}) beside them.
 
     Returns the closed period and {(grant, format): (sha256, size)}.
     """
@@ -241,6 +243,7 @@ def close_period(
         closed_at=now.astimezone(UTC),
         policy_version=state.policy_version,
         statement_hashes=hashes,
+        made_with=made_with,
     )
     return closed, hashes
 

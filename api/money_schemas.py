@@ -54,10 +54,20 @@ class ClosedPeriodPublic(BaseModel):
     lines: int
     total: str
     statements: dict[str, str] = Field(default={}, description='{"GRANT/format": sha256}')
+    made_with: dict[str, str] = Field(
+        default={},
+        description='{"format": "fairledger 0.1.0, polars 2.2.0, ..."}: the releases that '
+        "rendered the statements whose hashes were recorded (empty for older closes)",
+    )
 
     @classmethod
-    def of(cls, closed: ClosedPeriod, statements: dict[str, str]) -> ClosedPeriodPublic:
-        """Return a closed period's public form with its statements' hashes."""
+    def of(
+        cls,
+        closed: ClosedPeriod,
+        statements: dict[str, str],
+        made_with: dict[str, str] | None = None,
+    ) -> ClosedPeriodPublic:
+        """Return a closed period's public form with its statements' hashes and makers."""
         return cls(
             period=closed.period,
             closed_at=closed.closed_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
@@ -66,6 +76,7 @@ class ClosedPeriodPublic(BaseModel):
             lines=closed.lines,
             total=str(closed.total),
             statements=statements,
+            made_with=made_with or {},
         )
 
 

@@ -14,7 +14,7 @@ from typing import Annotated
 import polars as pl
 import typer
 
-from api.ledger import LedgerState, close_period, load_ledger, post_entry, statement
+from api.ledger import HASHED_FORMATS, LedgerState, close_period, load_ledger, post_entry, statement
 from models.errors import FairledgerError
 from models.quotes import quote_run
 
@@ -106,11 +106,17 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Close PERIOD: freeze its lines and record each statement's SHA-256."""
         from api.cli import store_of
-        from reports.statements import render_all
+        from reports.statements import made_with, render_all
 
+        makers = made_with(HASHED_FORMATS)
         with store_of(ctx) as con:
             closed, hashes = close_period(
-                con, period, actor=actor or getpass.getuser(), now=_now(), render_all=render_all
+                con,
+                period,
+                actor=actor or getpass.getuser(),
+                now=_now(),
+                render_all=render_all,
+                made_with=makers,
             )
         typer.echo(
             f"closed {closed.period}: {closed.lines} lines, total {closed.total.normalize():f}, "
@@ -118,6 +124,8 @@ def register(app: typer.Typer) -> None:
         )
         for (grant_id, fmt), (sha, size) in sorted(hashes.items()):
             typer.echo(f"  {grant_id} {fmt} sha256 {sha} ({size} bytes)")
+        for fmt, versions in sorted(makers.items()):
+            typer.echo(f"  {fmt} rendered with {versions}")
 
     @app.command("adjust")
     def adjust_command(

@@ -17,7 +17,15 @@ from fastapi.responses import Response
 
 from api.auth import ADMIN, AUDITOR, FINANCE, VIEWER, Principal, require
 from api.deps import ServiceDep
-from api.ledger import LedgerState, check_period, close_period, load_ledger, post_entry, statement
+from api.ledger import (
+    HASHED_FORMATS,
+    LedgerState,
+    check_period,
+    close_period,
+    load_ledger,
+    post_entry,
+    statement,
+)
 from api.money_schemas import (
     AdjustmentPosted,
     AdjustmentRequest,
@@ -34,7 +42,7 @@ from models.errors import Conflict, InvalidRequest, UnknownGrant
 from models.grants import Grant
 from models.quotes import quote_run
 from models.store import read_active_policy, write_policy
-from models.store.ledger import read_statement_hashes
+from models.store.ledger import read_statement_hashes, read_statement_makers
 
 router = APIRouter(tags=["money"])
 
@@ -118,21 +126,24 @@ async def get_statement(
     """Return the grant's statement for the period as JSON, CSV, XLSX or PDF."""
     from reports.statements import MEDIA_TYPES, file_name, render
 
-    def make() -> tuple[bytes, str, str | None]:
+    def make() -> tuple[bytes, str, str | None, str | None]:
         state = _state(service)
         made = statement(state, grant_id, period)
         data = render(made, fmt, itemise=not summary)
-        recorded = None
+        recorded = maker = None
         if made.status == "closed" and not summary:
             with service.store.reading() as cur:
                 recorded = read_statement_hashes(cur, grant_id, period).get(fmt)
-        return data, file_name(made, fmt), recorded
+                maker = read_statement_makers(cur, period).get(fmt)
+        return data, file_name(made, fmt), recorded, maker
 
     check_period(period)
-    data, name, recorded = await asyncio.to_thread(make)
+    data, name, recorded, maker = await asyncio.to_thread(make)
     headers = {"Content-Disposition": f'attachment; filename="{name}"'}
     if recorded is not None:
         headers["X-Statement-SHA256"] = recorded
+    if maker is not None:
+        headers["X-Statement-Made-With"] = maker
     return Response(data, media_type=MEDIA_TYPES[fmt], headers=headers)
 
 
@@ -150,7 +161,8 @@ async def list_periods(service: ServiceDep) -> PeriodList:
                     for g in state.policy.grants
                     for fmt, sha in read_statement_hashes(cur, g.id, c.period).items()
                 }
-                closed.append(ClosedPeriodPublic.of(c, hashes))
+                makers = read_statement_makers(cur, c.period)
+                closed.append(ClosedPeriodPublic.of(c, hashes, makers))
         return PeriodList(
             closed=closed, first_open=state.first_open, next_to_close=state.next_to_close
         )
@@ -161,7 +173,7 @@ async def list_periods(service: ServiceDep) -> PeriodList:
 @router.post("/v1/periods/{period}/close", dependencies=[require(ADMIN)], responses=_ERRORS)
 async def close(service: ServiceDep, request: Request, period: str) -> ClosedPeriodPublic:
     """Close the period: freeze its lines and record every statement's SHA-256."""
-    from reports.statements import render_all
+    from reports.statements import made_with, render_all
 
     principal: Principal = request.state.principal
     check_period(period)
@@ -174,9 +186,11 @@ async def close(service: ServiceDep, request: Request, period: str) -> ClosedPer
                 actor=f"token {principal.token_id}",
                 now=service.clock(),
                 render_all=render_all,
+                made_with=made_with(HASHED_FORMATS),
             )
+            makers = read_statement_makers(cur, period)
         statements = {f"{g}/{f}": sha for (g, f), (sha, _) in sorted(hashes.items())}
-        return ClosedPeriodPublic.of(closed, statements)
+        return ClosedPeriodPublic.of(closed, statements, makers)
 
     return await asyncio.to_thread(run)
 

@@ -3,6 +3,7 @@ and the hashes of closed statements (see ``models.ledger`` for what they mean)."
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -84,9 +85,12 @@ def write_period_close(
     closed_at: datetime,
     policy_version: int,
     statement_hashes: dict[tuple[str, str], tuple[str, int]],
+    made_with: Mapping[str, str] | None = None,
 ) -> ClosedPeriod:
     """Freeze ``lines`` as ``period``'s, record the close and the statement hashes
-    ({(grant, format): (sha256, size)}) and an audit entry, in one transaction."""
+    ({(grant, format): (sha256, size)}) with what rendered each format ({format: versions}),
+    and an audit entry, in one transaction."""
+    made_with = made_with or {}
     frozen = lines.select(list(LEDGER)).with_columns(pl.col("amount").cast(MONEY))
     total = frozen.select(pl.col("amount").sum()).item() if frozen.height else Decimal(0)
     con.execute("BEGIN TRANSACTION")
@@ -102,8 +106,9 @@ def write_period_close(
         )
         for (grant_id, fmt), (sha, size) in sorted(statement_hashes.items()):
             con.execute(
-                "INSERT INTO statement_hashes VALUES (?, ?, ?, ?, ?)",
-                [grant_id, period, fmt, sha, size],
+                "INSERT INTO statement_hashes (grant_id, period, format, sha256, size_bytes, "
+                "made_with) VALUES (?, ?, ?, ?, ?, ?)",
+                [grant_id, period, fmt, sha, size, made_with.get(fmt)],
             )
         append_audit(
             con,
@@ -119,6 +124,7 @@ def write_period_close(
                     f"{grant_id}/{fmt}": sha
                     for (grant_id, fmt), (sha, _) in sorted(statement_hashes.items())
                 },
+                **({"made_with": dict(sorted(made_with.items()))} if made_with else {}),
             },
         )
         con.execute("COMMIT")
@@ -192,5 +198,16 @@ def read_statement_hashes(
     rows = con.execute(
         "SELECT format, sha256 FROM statement_hashes WHERE grant_id = ? AND period = ?",
         [grant_id, period],
+    ).fetchall()
+    return dict(rows)
+
+
+def read_statement_makers(con: duckdb.DuckDBPyConnection, period: str) -> dict[str, str]:
+    """Return {format: "fairledger 0.1.0, polars 2.2.0, ..."} recorded when ``period`` closed
+    (empty for a period closed before the versions were recorded)."""
+    rows = con.execute(
+        "SELECT DISTINCT format, made_with FROM statement_hashes "
+        "WHERE period = ? AND made_with IS NOT NULL ORDER BY format",
+        [period],
     ).fetchall()
     return dict(rows)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from importlib.metadata import PackageNotFoundError, version
 
 from models.statement import Statement
 from reports.statements.csv_form import render_csv
@@ -24,6 +25,14 @@ RENDERERS: dict[str, Renderer] = {
     "json": render_json,
 }
 FORMATS: tuple[str, ...] = tuple(RENDERERS)
+# The distributions whose code decides a format's bytes: a later release of one of them may
+# render the same statement differently (fpdf2's PDF objects, xlsxwriter's XML, the chart).
+RENDERED_WITH: dict[str, tuple[str, ...]] = {
+    "csv": ("fairledger", "polars"),
+    "json": ("fairledger", "polars", "orjson"),
+    "xlsx": ("fairledger", "polars", "xlsxwriter"),
+    "pdf": ("fairledger", "polars", "fpdf2", "fonttools", "altair", "vl-convert-python"),
+}
 MEDIA_TYPES: dict[str, str] = {
     "csv": "text/csv; charset=utf-8",
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
@@ -41,6 +50,20 @@ def render(statement: Statement, fmt: str, *, itemise: bool = True) -> bytes:
             f"statement format {fmt!r}: expected one of {', '.join(FORMATS)}"
         ) from None
     return renderer(statement, itemise=itemise)
+
+
+def made_with(formats: Sequence[str] = FORMATS) -> dict[str, str]:
+    """Return {format: "fairledger 0.1.0, polars 2.2.0, ..."}: the installed versions of the
+    distributions that render each of ``formats`` (``RENDERED_WITH``), recorded beside a closed
+    statement's SHA-256 so that an auditor can tell why a later re-render could differ."""
+
+    def installed(name: str) -> str:
+        try:
+            return f"{name} {version(name)}"
+        except PackageNotFoundError:
+            return f"{name} (not installed)"
+
+    return {fmt: ", ".join(installed(name) for name in RENDERED_WITH[fmt]) for fmt in formats}
 
 
 def file_name(statement: Statement, fmt: str) -> str:

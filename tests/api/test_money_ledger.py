@@ -9,6 +9,7 @@ import os
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from importlib.metadata import version
 from pathlib import Path
 
 import polars as pl
@@ -213,6 +214,7 @@ def test_cli_writes_statements_and_closes_periods(tmp_path: Path) -> None:
     closed = runner.invoke(app, ["--db", str(db), "close-period", "2026-09", "--actor", "ana"])
     assert closed.exit_code == 0, closed.output
     assert "closed 2026-09: 0 lines" in closed.output
+    assert f"pdf rendered with fairledger {version('fairledger')}" in closed.output
     out = tmp_path / "oct.xlsx"
     made = runner.invoke(
         app, ["--db", str(db), "statement", "G-PHYS", "2026-10", "-f", "xlsx", "-o", str(out)]

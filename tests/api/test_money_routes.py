@@ -7,6 +7,7 @@ import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
+from importlib.metadata import version
 
 import pytest
 from live_server import LiveServer, demo_store, live_server
@@ -45,6 +46,12 @@ def test_a_closed_statement_is_served_with_the_hash_recorded_at_close(money: Mon
     assert closed.status_code == 200, closed.text
     recorded = closed.json()["statements"]
     assert {"NSF-PHY-2231/csv", "NSF-PHY-2231/pdf"} <= set(recorded)
+    # beside the hashes, the releases that rendered them: why a later re-render could differ
+    made_with = closed.json()["made_with"]
+    assert set(made_with) == {"csv", "json", "xlsx", "pdf"}
+    assert f"fpdf2 {version('fpdf2')}" in made_with["pdf"]
+    assert f"xlsxwriter {version('xlsxwriter')}" in made_with["xlsx"]
+    assert "fpdf2" not in made_with["csv"] and made_with["csv"].startswith("fairledger ")
     media = {
         "csv": ("text/csv", b"line_type,"),
         "json": ("application/json", b"{"),
@@ -60,8 +67,10 @@ def test_a_closed_statement_is_served_with_the_hash_recorded_at_close(money: Mon
         assert answer.content.startswith(magic)
         digest = hashlib.sha256(answer.content).hexdigest()
         assert digest == answer.headers["x-statement-sha256"] == recorded[f"NSF-PHY-2231/{fmt}"]
+        assert answer.headers["x-statement-made-with"] == made_with[fmt]
     periods = money.server.get("/v1/periods", token=finance).json()
     assert periods["closed"][0]["period"] == first
+    assert periods["closed"][0]["made_with"] == made_with
     assert periods["first_open"] == periods["next_to_close"] > first
     again = money.server.request("POST", f"/v1/periods/{first}/close", token=admin)
     assert again.status_code == 409
