@@ -78,7 +78,7 @@ def pending_adjustments(
     now_lines = (
         expected.filter(pl.col("period") <= last_closed)
         .rename({"period": "refers_period"})
-        .select(*KEY, "amount", *(c for c in LEDGER if c in LINES and c not in KEY + ["amount"]))
+        .select(*KEY, "amount", *(c for c in LEDGER if c in LINES and c not in [*KEY, "amount"]))
     )
     runs_frozen = (
         frozen.filter(pl.col("kind").is_in(FROZEN_KINDS))
@@ -91,13 +91,13 @@ def pending_adjustments(
         .group_by(KEY, maintain_order=True)
         .agg(
             pl.col("amount").sum().alias("frozen_amount"),
-            *(pl.col(c).last() for c in LEDGER if c in LINES and c not in KEY + ["amount"]),
+            *(pl.col(c).last() for c in LEDGER if c in LINES and c not in [*KEY, "amount"]),
         )
     )
     joined = now_lines.join(before, on=KEY, how="full", coalesce=True, suffix="_frozen")
     zero = pl.lit(0, dtype=MONEY)
     diff = pl.col("amount").fill_null(zero) - pl.col("frozen_amount").fill_null(zero)
-    descriptive = [c for c in LEDGER if c in LINES and c not in KEY + ["amount"]]
+    descriptive = [c for c in LEDGER if c in LINES and c not in [*KEY, "amount"]]
     adjusted = (
         joined.with_columns(diff.alias("delta"))
         .filter(pl.col("delta") != zero)

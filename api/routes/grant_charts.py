@@ -19,10 +19,11 @@ from fastapi.responses import Response
 from api.auth import ADMIN, AUDITOR, FINANCE, VIEWER, require
 from api.deps import ServiceDep
 from api.errors import NotReady
-from api.ledger import UnknownGrant, load_ledger, statement
+from api.ledger import load_ledger, statement
 from api.routes.dashboards import CHART_ERRORS, Format, chart_response
 from dashboards.charts import burndown_chart, compliance_chart
 from models.dashboard_data import burndown_points, compliance_status
+from models.errors import UnknownGrant
 from models.frames import conform
 from models.grants import Grant, period_of
 from models.store import read_active_policy, read_runs

@@ -22,6 +22,7 @@ from models.audit_records import (
     with_record_sha256,
 )
 from models.store.audit import append_audit
+from models.store.db import read_frame
 
 # Strings with a control character take the slow path: DuckDB's to_json writes \u001A where
 # Python writes \u001a, so those are escaped here character by character.
@@ -169,10 +170,11 @@ def read_record_hashes(con: duckdb.DuckDBPyConnection, batch_ids: Sequence[int])
     Recomputed from the runs; ordered by batch, run_key, record_sha256.
     """
     where = "WHERE batch_id IN (SELECT unnest($1::BIGINT[]))"
-    return con.sql(
+    return read_frame(
+        con,
         f"{record_hashes_sql(where)} ORDER BY batch_id, run_key, record_sha256",
         params=[list(batch_ids)],
-    ).pl()
+    )
 
 
 def read_record_lines(con: duckdb.DuckDBPyConnection, run_keys: Sequence[str]) -> pl.DataFrame:
@@ -181,9 +183,9 @@ def read_record_lines(con: duckdb.DuckDBPyConnection, run_keys: Sequence[str]) -
     Ordered by run_key, then batch.
     """
     where = "WHERE run_key IN (SELECT unnest($1::VARCHAR[]))"
-    return con.sql(
-        f"{record_lines_sql(where)} ORDER BY run_key, batch_id", params=[list(run_keys)]
-    ).pl()
+    return read_frame(
+        con, f"{record_lines_sql(where)} ORDER BY run_key, batch_id", params=[list(run_keys)]
+    )
 
 
 def record_ingest_batch(

@@ -13,6 +13,7 @@ from importlib import resources
 from pathlib import Path
 
 import duckdb
+import polars as pl
 
 from models.errors import MigrationError, StoreError, StoreLocked
 
@@ -38,6 +39,12 @@ def migrations() -> list[Migration]:
         if match:
             found.append(Migration(int(match.group(1)), entry.name, entry.read_text("utf-8")))
     return sorted(found, key=lambda m: m.version)
+
+
+def read_frame(con: duckdb.DuckDBPyConnection, query: str, params: object = None) -> pl.DataFrame:
+    """Return the rows of ``query`` (bound to ``params``) as a polars DataFrame."""
+    frame: pl.DataFrame = con.sql(query, params=params).pl()
+    return frame
 
 
 def connect(path: Path | str, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:

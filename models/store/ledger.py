@@ -15,6 +15,7 @@ from models.errors import StoreError
 from models.ledger import LEDGER
 from models.statement import MONEY
 from models.store.audit import append_audit
+from models.store.db import read_frame
 
 _COLUMNS = ", ".join(f'"{c}"' for c in LEDGER)
 
@@ -30,7 +31,7 @@ class ClosedPeriod:
 
 
 def _frame(con: duckdb.DuckDBPyConnection, query: str) -> pl.DataFrame:
-    return con.sql(query).pl().cast(LEDGER)
+    return read_frame(con, query).cast(pl.Schema(LEDGER))
 
 
 def read_frozen_lines(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:

@@ -15,6 +15,8 @@ from datetime import datetime
 import duckdb
 import polars as pl
 
+from models.store.db import read_frame
+
 
 @dataclass(frozen=True)
 class ParsedWith:
@@ -110,7 +112,7 @@ def read_quarantine(con: duckdb.DuckDBPyConnection, *, batch_id: int | None = No
     if batch_id is not None:
         query += " WHERE batch_id = ?"
         params.append(batch_id)
-    return con.sql(query + " ORDER BY quarantine_id", params=params).pl()
+    return read_frame(con, query + " ORDER BY quarantine_id", params=params)
 
 
 def read_observed_at(

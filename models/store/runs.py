@@ -18,6 +18,7 @@ import polars as pl
 from models.errors import StoreError
 from models.frames import QUARANTINE, RUNS, conform
 from models.store.audit_records import record_ingest_batch
+from models.store.db import read_frame
 from models.store.quarantine import ParsedWith, QuarantineRetry, write_quarantined, write_retry
 from models.store.sources import advance_watermark
 from models.store.staging import (
@@ -341,6 +342,6 @@ def read_run_versions(con: duckdb.DuckDBPyConnection, run_key: str) -> pl.DataFr
     (the batch that first stored this content), ``ingested_at``, ``superseded_at`` and
     ``superseded_by_batch`` (null for the current version) and ``is_current``.
     """
-    return con.sql(
-        "SELECT * FROM run_versions WHERE run_key = ? ORDER BY version", params=[run_key]
-    ).pl()
+    return read_frame(
+        con, "SELECT * FROM run_versions WHERE run_key = ? ORDER BY version", params=[run_key]
+    )

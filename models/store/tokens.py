@@ -6,6 +6,7 @@ import duckdb
 import polars as pl
 
 from models.errors import StoreError
+from models.store.db import read_frame
 
 
 def write_token(
@@ -36,7 +37,7 @@ def read_tokens(con: duckdb.DuckDBPyConnection, *, revoked: bool = False) -> pl.
     query = "SELECT * FROM api_tokens"
     if not revoked:
         query += " WHERE revoked_at IS NULL"
-    return con.sql(query + " ORDER BY created_at, token_id").pl()
+    return read_frame(con, query + " ORDER BY created_at, token_id")
 
 
 def revoke_token(con: duckdb.DuckDBPyConnection, token_id: str) -> bool:

@@ -23,6 +23,7 @@ from models.frames import RUNS, conform
 from models.grants import assign_grants
 from models.policy import Policy
 from models.store.audit import append_audit
+from models.store.db import read_frame
 from models.store.run_changes import CHANGED_SINCE_SQL, last_change_batch
 from models.verdict_audit import verdict_rows_sha256
 from models.verdicts import RUN_COLUMNS, VERDICTS, run_verdicts
@@ -273,10 +274,11 @@ def read_run_verdicts(con: duckdb.DuckDBPyConnection, run_key: str) -> pl.DataFr
         f"SELECT batch_id FROM ({_CURRENT.format(where='AND v.run_key = ?')})", [run_key]
     ).fetchall()
     current_batch = current[0][0] if current else None
-    frame = con.sql(
+    frame = read_frame(
+        con,
         "SELECT v.*, b.computed_at, b.policy_version, b.scope FROM verdicts v "
         "JOIN verdict_batches b USING (batch_id) WHERE v.run_key = ? ORDER BY v.batch_id DESC",
         params=[run_key],
-    ).pl()
+    )
     is_current = (pl.col("batch_id") == pl.lit(current_batch, dtype=pl.Int64)).fill_null(False)
     return frame.with_columns(is_current=is_current)
