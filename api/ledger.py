@@ -188,7 +188,7 @@ def grants_in_period(policy: Policy, period: str) -> list[Grant]:
 
 def check_closable(state: LedgerState, period: str) -> None:
     """Raise PeriodClosed unless ``period`` is the next one to close and has ended."""
-    start, end = check_period(period)
+    _, end = check_period(period)
     if period in state.closed or (state.last_closed and period <= state.last_closed):
         raise PeriodClosed(f"period {period} is already closed")
     if end > state.as_of:

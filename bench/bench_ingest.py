@@ -241,7 +241,7 @@ def main() -> None:
     base_s, ingest_s = statistics.median(base_runs), statistics.median(ingest_runs)
     base_rows = int(base["rows"])
     baseline_db.unlink(missing_ok=True)
-    again_s, again = _timed("same file again (idempotent)", lambda: load_sacct_file(con, dump))
+    _, again = _timed("same file again (idempotent)", lambda: load_sacct_file(con, dump))
     print("   ", again.describe())
 
     # What the command line does by default (batches of about CHUNK_LINES lines), in a process

@@ -25,7 +25,7 @@ import duckdb
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ingest.sources.sacct import SACCT_FORMAT, parse_sacct  # noqa: E402
+from ingest.sources.sacct import SACCT_FORMAT, parse_sacct
 
 DUCK_TYPES = {
     "NNodes": "INTEGER",

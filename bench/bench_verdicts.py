@@ -30,10 +30,10 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from models.policy import Policy  # noqa: E402
-from models.registry import inventory_frame  # noqa: E402
-from models.verdict_audit import verdict_rows_sha256  # noqa: E402
-from models.verdicts import run_verdicts  # noqa: E402
+from models.policy import Policy
+from models.registry import inventory_frame
+from models.verdict_audit import verdict_rows_sha256
+from models.verdicts import run_verdicts
 
 POLICY = {
     "clusters": [

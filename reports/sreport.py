@@ -18,6 +18,7 @@ sreport's columns and units; ``format_parsable``, ``format_text`` and ``banner``
 
 from __future__ import annotations
 
+import itertools
 import math
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -258,7 +259,7 @@ def size_labels(grouping: list[int] | tuple[int, ...], *, tres: str = "cpu") -> 
     """Return sreport's size column headers, e.g. ``0-49 CPUs`` ... ``>= 1000 CPUs``."""
     name = "CPUs" if tres == "cpu" else f"{tres.upper()}s"
     edges = [0, *grouping]
-    labels = [f"{lo}-{hi - 1} {name}" for lo, hi in zip(edges, edges[1:], strict=False)]
+    labels = [f"{lo}-{hi - 1} {name}" for lo, hi in itertools.pairwise(edges)]
     return [*labels, f">= {edges[-1]} {name}"]
 
 

@@ -50,7 +50,7 @@ def build_sshare(factors: pl.DataFrame, *, algorithm: str) -> list[str]:
     for row in factors.iter_rows(named=True):
         is_user = bool(row["user"])
         is_root = row["parent_account"] is None and not is_user
-        if is_root or row["raw_shares"] is None and not row["shares_parent"]:
+        if is_root or (row["raw_shares"] is None and not row["shares_parent"]):
             raw_shares = ""
         elif row["shares_parent"]:
             raw_shares = "parent"

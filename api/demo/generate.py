@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 HERE = Path(__file__).parent
-START = datetime(2026, 8, 1)
+START = datetime(2026, 8, 1)  # noqa: DTZ001 - sacct prints zone-less times; the demo's are UTC
 DAYS = 90
 END = START + timedelta(days=DAYS)
 SEED = 2026
@@ -180,7 +180,7 @@ class _Jobs:
             partition = "gpu"
         else:
             partition = "bigmem" if rng.random() < 0.08 else "cpu"
-        weights, prefix, n_nodes, node_cpus, node_gpus, gpu_type = PARTITIONS[cluster][partition]
+        _, prefix, n_nodes, node_cpus, node_gpus, gpu_type = PARTITIONS[cluster][partition]
         nodes = rng.choices([1, 2, 4], weights=[85, 10, 5])[0] if partition == "cpu" else 1
         gpus = rng.choice([1, 2, 4, node_gpus]) if node_gpus else 0
         cpus = nodes * (rng.choice([1, 4, 8, 16, 32, node_cpus]) if not gpus else 8 * gpus)
@@ -268,7 +268,7 @@ def main() -> None:
     (HERE / "policy.toml").write_text(_policy(users), encoding="utf-8")
     text, runs = _sacct(rng, users)
     (HERE / "sacct.txt").write_text(text, encoding="utf-8")
-    print(f"wrote {HERE / 'policy.toml'} and {HERE / 'sacct.txt'} ({runs} runs, {len(text)} bytes)")
+    print(f"wrote {HERE / 'policy.toml'} and {HERE / 'sacct.txt'} ({runs} runs, {len(text)} bytes)")  # noqa: T201 - a maintainer's script: it says what it wrote
 
 
 if __name__ == "__main__":

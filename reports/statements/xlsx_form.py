@@ -186,7 +186,8 @@ def _summary_sheet(book: xlsxwriter.Workbook, f: _Formats, s: Statement, itemise
         return float(money_text(amount, s.decimals))
 
     def day(value: Any) -> datetime | None:
-        return None if value is None else datetime(value.year, value.month, value.day)
+        # Excel dates have no zone: xlsxwriter refuses an aware datetime
+        return None if value is None else datetime(value.year, value.month, value.day)  # noqa: DTZ001
 
     put("Grant", s.grant_id)
     put("Funder", s.funder)
