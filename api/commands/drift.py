@@ -108,6 +108,7 @@ def register(app: typer.Typer) -> None:
         of each. Exit status 0 when every one is within tolerance, 4 when not.
         """
         from ingest.sources.sacct import subprocess_runner
+        from ingest.sources.sshare import parse_sshare, shows_level_fs
         from models.decay_ticks import order_ends_after_ticks, parse_slurmctld_log, tick_factors
         from models.store import read_active_policy, read_runs
         from models.store.runs import USAGE_COLUMNS
@@ -164,8 +165,10 @@ def register(app: typer.Typer) -> None:
         ):
             known = ", ".join(sorted(factors.get_column("cluster").unique().to_list()))
             raise FairledgerError(f"the policy has several clusters ({known}): pass --cluster")
+        printed = "\n".join(lines)
+        slurm = parse_sshare(printed, origin="sshare")
         try:
-            table = build_drift(factors, lines)
+            table = build_drift(factors, slurm, fair_tree=shows_level_fs(printed))
         except ValueError as exc:
             raise FairledgerError(str(exc)) from exc
         ok = within_tolerance(table, tolerance=tolerance, usage_tolerance=usage_tolerance)
