@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -25,12 +22,15 @@ from api.commands import money as money_commands
 from api.commands import quarantine as quarantine_commands
 from api.commands import sreport as sreport_commands
 from api.commands import tokens as token_commands
-from api.settings import Settings
+from api.commands.context import (
+    EXIT_QUARANTINED,
+    current_factors,
+    parse_as_of,
+    settings_of,
+    store_of,
+)
 from ingest.load import CHUNK_LINES
 from models.errors import FairledgerError
-from models.store import Connection, open_store
-
-EXIT_QUARANTINED = 3
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Accounting and fair-share.")
 policy_app = typer.Typer(no_args_is_help=True, help="Load and import fair-share policies.")
@@ -54,33 +54,6 @@ def main_options(
     from api.settings import load_settings
 
     ctx.obj = {"settings": load_settings(config, db=db)}
-
-
-def settings_of(ctx: typer.Context) -> Settings:
-    """Return the settings the command line was started with."""
-    settings: Settings = ctx.obj["settings"]
-    return settings
-
-
-@contextmanager
-def store_of(ctx: typer.Context) -> Iterator[Connection]:
-    """Open the store named by the settings for a command; close it afterwards."""
-    con = open_store(settings_of(ctx).db)
-    try:
-        yield con
-    finally:
-        con.close()
-
-
-def _as_of(text: str | None) -> datetime:
-    """Return ``text`` as an aware UTC time (a time without a zone is UTC); now if None."""
-    if text is None:
-        return datetime.now(UTC).replace(microsecond=0)
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise typer.BadParameter(f"--as-of {text!r} is not an ISO 8601 time") from exc
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 class Ties(StrEnum):
@@ -238,7 +211,7 @@ def ingest_file(
             tz=tz,
             chunk_lines=chunk_lines,
             on_progress=on_progress,
-            observed_at=_as_of(observed_at) if observed_at else None,
+            observed_at=parse_as_of(observed_at) if observed_at else None,
         )
     typer.echo(loaded.describe())
     if loaded.quarantine.height:
@@ -254,19 +227,6 @@ def ingest_file(
         raise typer.Exit(EXIT_QUARANTINED)
 
 
-def _factors(ctx: typer.Context, as_of: datetime) -> tuple[pl.DataFrame, str]:
-    from models.fairshare import compute_factors
-    from models.store import read_active_policy, read_runs
-
-    with store_of(ctx) as con:
-        active = read_active_policy(con)
-        if active is None:
-            raise FairledgerError("no policy loaded: run `fairledger policy load FILE` first")
-        runs = read_runs(con, clusters=[c.name for c in active.policy.clusters])
-    factors = compute_factors(runs.lazy(), active.policy, as_of=as_of)
-    return factors, active.policy.fairshare.algorithm
-
-
 @app.command()
 def factors(
     ctx: typer.Context,
@@ -274,7 +234,7 @@ def factors(
     format: Annotated[OutputFormat, typer.Option(help="output format")] = OutputFormat.table,
 ) -> None:
     """Print every association's fair-share factor at a time."""
-    frame, _ = _factors(ctx, _as_of(as_of))
+    frame, _ = current_factors(ctx, parse_as_of(as_of))
     frame = frame.select(
         "cluster",
         "account",
@@ -312,7 +272,7 @@ def sshare(
     """
     from reports.sshare import build_sshare
 
-    frame, algorithm = _factors(ctx, _as_of(as_of))
+    frame, algorithm = current_factors(ctx, parse_as_of(as_of))
     known = frame.get_column("cluster").unique(maintain_order=True).to_list()
     wanted = [c.strip() for c in clusters.split(",")] if clusters else known
     unknown = sorted(set(wanted) - set(known))

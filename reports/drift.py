@@ -1,7 +1,8 @@
 """Drift between fairledger's factors and what Slurm's ``sshare`` prints, per association.
 
-``build_drift(ours, slurm_lines)`` lines up a ``FACTORS`` frame with ``sshare -P`` output (read
-by ``ingest.sources.sshare``) by (account, user), and by cluster when sshare names clusters.
+``build_drift(ours, slurm, fair_tree=...)`` lines up a ``FACTORS`` frame with the rows of
+``sshare -P`` output (as ``ingest.sources.sshare.parse_sshare`` returns them; the caller parses)
+by (account, user), and by cluster when sshare names clusters.
 For each of NormShares, RawUsage, EffectvUsage, FairShare and LevelFS it gives our value,
 Slurm's and the difference (ours - Slurm's). Our values are taken as sshare would print them:
 empty (null) where sshare prints nothing (FairShare of accounts under Fair Tree, LevelFS of
@@ -26,8 +27,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
-
-from ingest.sources.sshare import parse_sshare
 
 METRICS: list[tuple[str, str]] = [
     ("NormShares", "norm_shares"),
@@ -94,19 +93,18 @@ def _our_rows(ours: pl.DataFrame, fair_tree: bool) -> dict[tuple[str, str, str],
     return rows
 
 
-def build_drift(ours: pl.DataFrame, slurm_lines: list[str]) -> pl.DataFrame:
+def build_drift(ours: pl.DataFrame, slurm: pl.DataFrame, *, fair_tree: bool) -> pl.DataFrame:
     """Return one row per association: our value, Slurm's and the difference per metric.
 
-    ``ours`` is a ``FACTORS`` frame; ``slurm_lines`` what ``sshare -P`` printed (header first,
-    ``-l`` or not, ``CLUSTER:`` lines allowed). Without ``CLUSTER:`` lines the sshare output is
-    taken to be of the only cluster in ``ours`` (ValueError if it has several). Rows come in
-    sshare's order, then ours that Slurm did not print. Columns: ``cluster, account, user,
-    depth, side`` (``both``, ``ours``, ``slurm``), then ``<metric>_ours``, ``<metric>_slurm``,
-    ``<metric>_diff`` for each metric and ``raw_usage_rel``.
+    ``ours`` is a ``FACTORS`` frame; ``slurm`` the rows ``sshare -P`` printed (``-l`` or not,
+    ``CLUSTER:`` lines allowed), parsed; ``fair_tree`` whether its header had LevelFS (sshare
+    under Fair Tree; classic mode leaves it out). Without ``CLUSTER:`` lines (``cluster`` all
+    null) the sshare rows are taken to be of the only cluster in ``ours`` (ValueError if it
+    has several). Rows come in sshare's order, then ours that Slurm did not print. Columns:
+    ``cluster, account, user, depth, side`` (``both``, ``ours``, ``slurm``), then
+    ``<metric>_ours``, ``<metric>_slurm``, ``<metric>_diff`` for each metric and
+    ``raw_usage_rel``.
     """
-    slurm = parse_sshare("\n".join(slurm_lines), origin="sshare")
-    header = next((line.split("|") for line in slurm_lines if "Account" in line.split("|")), [])
-    fair_tree = "LevelFS" in header
     clusters = ours.get_column("cluster").unique().to_list()
     if slurm.height and slurm.get_column("cluster").null_count() == slurm.height:
         if len(clusters) > 1:

@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 
+from api.commands.context import store_of
 from models.audit_verify import VerifyReport
 
 
@@ -73,7 +74,6 @@ def register(app: typer.Typer) -> None:
                 raise typer.Exit(1) from exc
             _print_report(verify_bundle(files), what=f"bundle {bundle}", as_json=as_json)
             return
-        from api.cli import store_of
         from models.store.audit_verify import verify_store
 
         with store_of(ctx) as con:
@@ -90,7 +90,6 @@ def register(app: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Write the audit bundle of a grant's period: runs, verdicts, policies, log, hashes."""
-        from api.cli import store_of
         from models.store.audit_bundle import build_bundle
 
         target = output or Path(f"audit-{grant}-{period}.zip")
@@ -105,7 +104,6 @@ def register(app: typer.Typer) -> None:
     @group.command("head")
     def audit_head(ctx: typer.Context) -> None:
         """Print the head of the audit log (seq, entry hash, time): record it externally."""
-        from api.cli import store_of
         from models.audit_chain import format_time
         from models.store.audit import read_audit_head
 

@@ -17,6 +17,8 @@ from typing import Annotated
 
 import typer
 
+from api.commands.context import store_of
+
 
 class InventoryFormat(StrEnum):
     auto = "auto"
@@ -53,7 +55,6 @@ def register(app: typer.Typer) -> None:
         ] = True,
     ) -> None:
         """Print a grant's current verdicts (run, verdict, rule, offending node)."""
-        from api.cli import store_of
         from models.errors import FairledgerError
         from models.store import read_active_policy
         from models.store.verdicts import (

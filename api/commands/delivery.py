@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from api.commands.context import current_factors, parse_as_of, settings_of
+
 
 def register(app: typer.Typer) -> None:
     """Add ``export-factors`` and ``push-slurm`` to the app."""
@@ -18,11 +20,10 @@ def register(app: typer.Typer) -> None:
         as_of: Annotated[str | None, typer.Option(help="ISO 8601 time [default: now]")] = None,
     ) -> None:
         """Write every association's factor to PATH for a site-factor script to read."""
-        from api.cli import _as_of, _factors
         from api.delivery import export_factors
 
-        when = _as_of(as_of)
-        factors, algorithm = _factors(ctx, when)
+        when = parse_as_of(as_of)
+        factors, algorithm = current_factors(ctx, when)
         meta = {
             "snapshot_id": None,  # computed by this command, not a published snapshot
             "as_of": when.isoformat(),
@@ -44,10 +45,9 @@ def register(app: typer.Typer) -> None:
 
         Exit status 1 if some updates failed.
         """
-        from api.cli import _as_of, _factors, settings_of
         from api.delivery import push_site_factors
 
-        factors, _ = _factors(ctx, _as_of(as_of))
+        factors, _ = current_factors(ctx, parse_as_of(as_of))
         report = push_site_factors(factors, delivery=settings_of(ctx).delivery, dry_run=dry_run)
         typer.echo(report.describe())
         for job_id, value in list(report.planned.items())[:50]:

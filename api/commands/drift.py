@@ -19,6 +19,7 @@ from typing import Annotated, NoReturn
 import polars as pl
 import typer
 
+from api.commands.context import current_factors, parse_as_of, store_of
 from models.errors import FairledgerError
 
 EXIT_DRIFT = 4
@@ -39,8 +40,6 @@ def _read(path: Path) -> str:
 
 def _ticks_file(path: Path) -> list[datetime]:
     """Return the times in ``path``: one ISO 8601 time (UTC if no zone) or epoch second a line."""
-    from api.cli import _as_of
-
     ticks = []
     for number, line in enumerate(_read(path).splitlines(), start=1):
         text = line.split("#", 1)[0].strip()
@@ -50,7 +49,7 @@ def _ticks_file(path: Path) -> list[datetime]:
             ticks.append(datetime.fromtimestamp(int(text), tz=UTC))
             continue
         try:
-            ticks.append(_as_of(text))
+            ticks.append(parse_as_of(text))
         except typer.BadParameter as exc:
             raise FairledgerError(f"{path}:{number}: {text!r} is not a time") from exc
     return ticks
@@ -108,8 +107,8 @@ def register(app: typer.Typer) -> None:
         NormShares, RawUsage, EffectvUsage, FairShare and LevelFS, then the largest difference
         of each. Exit status 0 when every one is within tolerance, 4 when not.
         """
-        from api.cli import _as_of, _factors, store_of
         from ingest.sources.sacct import subprocess_runner
+        from ingest.sources.sshare import parse_sshare, shows_level_fs
         from models.decay_ticks import order_ends_after_ticks, parse_slurmctld_log, tick_factors
         from models.store import read_active_policy, read_runs
         from models.store.runs import USAGE_COLUMNS
@@ -125,7 +124,7 @@ def register(app: typer.Typer) -> None:
             _usage_error("give exactly one of --sshare FILE and --live")
         if slurmctld_log is not None and ticks is not None:
             _usage_error("give at most one of --slurmctld-log and --ticks")
-        when = _as_of(as_of)
+        when = parse_as_of(as_of)
         if sshare is not None:
             text = _read(sshare)
         else:
@@ -136,7 +135,7 @@ def register(app: typer.Typer) -> None:
         lines = [line for line in text.splitlines() if line.strip()]
 
         if slurmctld_log is None and ticks is None:
-            factors, _ = _factors(ctx, when)
+            factors, _ = current_factors(ctx, when)
         else:
             tick_times: list[datetime]
             firsts: set[tuple[str, datetime]] = set()
@@ -166,8 +165,10 @@ def register(app: typer.Typer) -> None:
         ):
             known = ", ".join(sorted(factors.get_column("cluster").unique().to_list()))
             raise FairledgerError(f"the policy has several clusters ({known}): pass --cluster")
+        printed = "\n".join(lines)
+        slurm = parse_sshare(printed, origin="sshare")
         try:
-            table = build_drift(factors, lines)
+            table = build_drift(factors, slurm, fair_tree=shows_level_fs(printed))
         except ValueError as exc:
             raise FairledgerError(str(exc)) from exc
         ok = within_tolerance(table, tolerance=tolerance, usage_tolerance=usage_tolerance)

@@ -14,6 +14,7 @@ from typing import Annotated
 import polars as pl
 import typer
 
+from api.commands.context import parse_as_of, store_of
 from models.errors import FairledgerError, UnknownAssociation
 from models.explain import Explanation, Neighbour
 from models.policy import Policy
@@ -34,7 +35,6 @@ def _num(value: float | int | None, digits: int = 6) -> str:
 
 
 def _read(ctx: typer.Context) -> tuple[Policy, pl.DataFrame]:
-    from api.cli import store_of
     from api.routes.explain import RUN_COLUMNS
     from models.store import read_active_policy, read_runs
 
@@ -130,7 +130,6 @@ def register(app: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Explain a user's factor: path from root, rank, neighbours, top runs, recovery."""
-        from api.cli import _as_of
         from models.explain import explain_association
 
         policy, runs = _read(ctx)
@@ -141,7 +140,7 @@ def register(app: typer.Typer) -> None:
             cluster=where,
             account=acct,
             user=user,
-            as_of=_as_of(as_of),
+            as_of=parse_as_of(as_of),
             target=target,
         )
         typer.echo(explanation_text(found))
@@ -159,13 +158,12 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Compare each association's usage, factor, rank and charges, and each grant's charges,
         under the loaded and another policy."""
-        from api.cli import _as_of
         from models.policy import load_policy
         from models.simulate import grant_changes, simulate
 
         current, runs = _read(ctx)
         other = load_policy(policy)
-        table = simulate(runs.lazy(), current, other, as_of=_as_of(as_of))
+        table = simulate(runs.lazy(), current, other, as_of=parse_as_of(as_of))
         grants = grant_changes(runs.lazy(), current, other)
         if format is Format.json:
             body = {"data": table.to_dicts(), "count": table.height, "grants": grants.to_dicts()}

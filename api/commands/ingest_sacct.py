@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from api.commands.context import EXIT_QUARANTINED, settings_of, store_of
 from models.errors import FairledgerError
 
 
@@ -31,7 +32,6 @@ def register(ingest_app: typer.Typer) -> None:
 
         Exit status 1 if a pull failed, 3 if records were quarantined.
         """
-        from api.cli import EXIT_QUARANTINED, settings_of, store_of
         from ingest.jobs import run_sacct_source
         from models.store.handle import StoreHandle
 

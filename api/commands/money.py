@@ -14,6 +14,7 @@ from typing import Annotated
 import polars as pl
 import typer
 
+from api.commands.context import store_of
 from api.ledger import HASHED_FORMATS, LedgerState, close_period, load_ledger, post_entry, statement
 from models.errors import FairledgerError
 from models.quotes import quote_run
@@ -38,8 +39,6 @@ def _decimal(text: str, what: str) -> Decimal:
 
 
 def _state(ctx: typer.Context) -> LedgerState:
-    from api.cli import store_of
-
     with store_of(ctx) as con:
         return load_ledger(con, as_of=_now())
 
@@ -62,8 +61,6 @@ def _post(
     author: str | None,
 ) -> None:
     """Post an adjustment (``amount``) or a refund (``run_key``) and say what was posted."""
-    from api.cli import store_of
-
     with store_of(ctx) as con:
         entry, period, posted = post_entry(
             con,
@@ -105,7 +102,6 @@ def register(app: typer.Typer) -> None:
         actor: Annotated[str | None, typer.Option(help="who closes it (default: you)")] = None,
     ) -> None:
         """Close PERIOD: freeze its lines and record each statement's SHA-256."""
-        from api.cli import store_of
         from reports.statements import made_with, render_all
 
         makers = made_with(HASHED_FORMATS)

@@ -14,6 +14,8 @@ from typing import Annotated
 
 import typer
 
+from api.commands.context import EXIT_QUARANTINED, store_of
+
 
 class StatusChoice(StrEnum):
     open = "open"
@@ -37,7 +39,6 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="a {data, count} document")] = False,
     ) -> None:
         """Print quarantined records, oldest first: id, status, where, field and reason."""
-        from api.cli import store_of
         from models.store.quarantine import list_quarantine
 
         with store_of(ctx) as con:
@@ -73,7 +74,6 @@ def register(app: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Parse open records again with the current parser and land those that now parse."""
-        from api.cli import EXIT_QUARANTINED, store_of
         from ingest.quarantine import retry_quarantined
 
         field_list = [f.strip() for f in fields.split(",")] if fields else None

@@ -17,6 +17,7 @@ from typing import Annotated, NoReturn
 
 import typer
 
+from api.commands.context import store_of
 from models.errors import FairledgerError
 
 _REPORTS = {
@@ -108,7 +109,6 @@ def _run(
     tres: str,
     capacity: float | None,
 ) -> None:
-    from api.cli import store_of
     from models.store import read_active_policy, read_runs
     from reports import sreport as r
 

@@ -10,6 +10,8 @@ from typing import Annotated
 
 import typer
 
+from api.commands.context import store_of
+
 
 def register(app: typer.Typer) -> None:
     """Add the ``token`` command group to ``app``."""
@@ -28,7 +30,6 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Create a token and print it once (only its SHA-256 is stored)."""
         from api.auth import Role, create_token
-        from api.cli import store_of
         from models.errors import AuthError
 
         try:
@@ -47,7 +48,6 @@ def register(app: typer.Typer) -> None:
     def list_(ctx: typer.Context) -> None:
         """List live tokens (id, role, accounts, created); never the tokens themselves."""
         from api.auth import list_tokens
-        from api.cli import store_of
 
         with store_of(ctx) as con:
             tokens = list_tokens(con)
@@ -61,7 +61,6 @@ def register(app: typer.Typer) -> None:
     @token_app.command("revoke")
     def revoke(ctx: typer.Context, token_id: str) -> None:
         """Revoke a token."""
-        from api.cli import store_of
         from models.errors import AuthError
         from models.store.tokens import revoke_token
 

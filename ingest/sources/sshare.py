@@ -148,3 +148,11 @@ def parse_sshare(text: str, *, origin: str = "<sshare>") -> pl.DataFrame:
     for name in extras:
         schema.setdefault(name, pl.String())
     return pl.DataFrame(rows, schema=schema)
+
+
+def shows_level_fs(text: str) -> bool:
+    """Return whether the header of ``sshare -P`` output has LevelFS: ``sshare -l`` prints it
+    under Fair Tree, classic mode (``NO_FAIR_TREE``) leaves it out."""
+    lines = text.splitlines()
+    header = next((line.split("|") for line in lines if "Account" in line.split("|")), [])
+    return "LevelFS" in header

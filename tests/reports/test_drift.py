@@ -19,6 +19,7 @@ from ingest.sources.slurm_policy import (
     policy_from_slurm,
     read_slurm_conf,
 )
+from ingest.sources.sshare import parse_sshare, shows_level_fs
 from models.fairshare import compute_factors
 from reports.drift import (
     METRICS,
@@ -52,6 +53,15 @@ def fair_tree() -> tuple[pl.DataFrame, list[str]]:
     return _factors(capture), _sshare(capture)
 
 
+def _drift(ours: pl.DataFrame, lines: list[str]) -> pl.DataFrame:
+    """Return the drift of ``ours`` against the sshare output ``lines``, parsed as the command
+    parses it."""
+    printed = "\n".join(lines)
+    return build_drift(
+        ours, parse_sshare(printed, origin="sshare"), fair_tree=shows_level_fs(printed)
+    )
+
+
 def _row(drift: pl.DataFrame, account: str, user: str = "") -> dict[str, object]:
     return drift.filter((pl.col("account") == account) & (pl.col("user") == user)).row(
         0, named=True
@@ -60,7 +70,7 @@ def _row(drift: pl.DataFrame, account: str, user: str = "") -> dict[str, object]
 
 def test_a_real_fair_tree_capture_has_no_drift(fair_tree: tuple[pl.DataFrame, list[str]]) -> None:
     ours, lines = fair_tree
-    drift = build_drift(ours, lines)
+    drift = _drift(ours, lines)
     assert drift.height == 16 and set(drift.get_column("side")) == {"both"}
     assert drift.get_column("account").to_list()[:3] == ["root", "root", "bio"]
     assert within_tolerance(drift, tolerance=1e-6, usage_tolerance=0.0)
@@ -81,7 +91,7 @@ def test_a_real_fair_tree_capture_has_no_drift(fair_tree: tuple[pl.DataFrame, li
 
 def test_a_real_classic_capture_has_no_drift() -> None:
     capture = GOLDEN / "real_slurm_classic"
-    drift = build_drift(_factors(capture), _sshare(capture))
+    drift = _drift(_factors(capture), _sshare(capture))
     assert within_tolerance(drift, usage_tolerance=0.0)
     assert drift.get_column("level_fs_slurm").null_count() == 16
     assert _row(drift, "bio")["fairshare_slurm"] == pytest.approx(0.745402)
@@ -97,7 +107,7 @@ def test_a_different_fairshare_is_found_and_named(
         line.replace("|0.100000|0.882346|", "|0.200000|0.882346|") if "|bob|" in line else line
         for line in lines
     ]
-    drift = build_drift(ours, changed)
+    drift = _drift(ours, changed)
     summary = {m.metric: m for m in summarize(drift)}
     assert summary["FairShare"].max_abs_diff == pytest.approx(0.1)
     assert summary["FairShare"].where == "physics/bob" and not summary["FairShare"].within
@@ -112,7 +122,7 @@ def test_raw_usage_is_compared_with_the_interval_sshare_truncated_to(
 ) -> None:
     ours, lines = fair_tree
     lowered = [line.replace("|bob|10|0.250000|246|", "|bob|10|0.250000|240|") for line in lines]
-    drift = build_drift(ours, lowered)
+    drift = _drift(ours, lowered)
     bob = _row(drift, "physics", "bob")
     ours_bob = bob["raw_usage_ours"]
     assert bob["raw_usage_diff"] == pytest.approx(ours_bob - 240.0)
@@ -125,7 +135,7 @@ def test_associations_on_one_side_only(fair_tree: tuple[pl.DataFrame, list[str]]
     ours, lines = fair_tree
     without_heidi = [line for line in lines if "|heidi|" not in line]
     extra = "  idle|zoe|10|1.000000|0|0.000000|0.000000|1.000000|inf||"
-    drift = build_drift(ours, [*without_heidi, extra])
+    drift = _drift(ours, [*without_heidi, extra])
     sides = dict(
         zip(
             drift.select(pl.concat_str("account", "user", separator="/")).to_series(),
@@ -143,7 +153,7 @@ def test_infinite_against_finite_is_an_infinite_difference(
 ) -> None:
     ours, lines = fair_tree
     changed = [line.replace("|1.000000|inf|", "|1.000000|2.000000|") for line in lines]
-    drift = build_drift(ours, changed)
+    drift = _drift(ours, changed)
     assert math.isinf(_row(drift, "idle", "heidi")["level_fs_diff"])
     assert not within_tolerance(drift)
 
@@ -154,22 +164,22 @@ def test_several_clusters_need_sshare_to_name_them(
     ours, lines = fair_tree
     both = pl.concat([ours, ours.with_columns(cluster=pl.lit("other"))])
     with pytest.raises(ValueError, match="pick one"):
-        build_drift(both, lines)
-    drift = build_drift(both, ["CLUSTER: lab", *lines])
+        _drift(both, lines)
+    drift = _drift(both, ["CLUSTER: lab", *lines])
     assert set(drift.get_column("cluster")) == {"lab"}
     assert within_tolerance(drift, usage_tolerance=0.0)
 
 
 def test_the_table_has_a_line_per_association(fair_tree: tuple[pl.DataFrame, list[str]]) -> None:
     ours, lines = fair_tree
-    table = format_drift(build_drift(ours, lines))
+    table = format_drift(_drift(ours, lines))
     assert len(table) == 2 + 16
     assert table[0].split()[:3] == ["Account", "User", "NormShares"]
     assert table[1].split()[:3] == ["ours", "slurm", "diff"]
     assert "-0.000000" not in "\n".join(table)
     frank = next(line for line in table if " frank " in line)
     assert frank.split()[:4] == ["bio", "frank", "1.000000", "1.000000"]
-    assert format_summary(summarize(build_drift(ours, lines)), ok=True)[-1] == "within tolerance"
+    assert format_summary(summarize(_drift(ours, lines)), ok=True)[-1] == "within tolerance"
 
 
 # ---------------------------------------------------------------------------- the command
