@@ -1,6 +1,6 @@
 """Factors delivered to a scheduler without a network call in its request path.
 
-Two ways besides the HTTP pull (DESIGN.md, "Scheduler delivery"):
+Two ways besides the HTTP pull (docs/delivery.md):
 
 - ``export_factors`` writes every association's factor to a local JSON file, atomically (a
   temporary file in the same directory, fsync, ``os.replace``), so a site-factor script or a
