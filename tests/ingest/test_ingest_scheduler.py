@@ -52,13 +52,6 @@ class Recorder:
                 self.running -= 1
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Any:
-    handle = StoreHandle.open(tmp_path / "store.duckdb")
-    yield handle
-    handle.close()
-
-
 def calls(log: Path) -> int:
     return len(log.read_text().splitlines()) if log.exists() else 0
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -38,13 +37,6 @@ def line(job: int, *, day: int, end: str | None = "10:10:01", state: str = "COMP
 
 def output(*lines: str) -> str:
     return "\n".join([HEADER, *lines]) + "\n"
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[StoreHandle]:
-    handle = StoreHandle.open(tmp_path / "store.duckdb")
-    yield handle
-    handle.close()
 
 
 @pytest.fixture

@@ -59,13 +59,6 @@ def with_a_refused_job(text: str) -> str:
     return json.dumps(document)
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[StoreHandle]:
-    handle = StoreHandle.open(tmp_path / "store.duckdb")
-    yield handle
-    handle.close()
-
-
 def state(store: StoreHandle, name: str) -> SourceState:
     with store.reading() as cur:
         found = read_source_state(cur, name)

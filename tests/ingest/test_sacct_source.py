@@ -70,13 +70,6 @@ class Clock:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Any:
-    handle = StoreHandle.open(tmp_path / "store.duckdb")
-    yield handle
-    handle.close()
-
-
-@pytest.fixture
 def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     """Configure the fake sacct; return a helper to set its answer and read its calls."""
 
