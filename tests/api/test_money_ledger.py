@@ -34,6 +34,7 @@ from models.statement import Statement
 from models.store import Connection, open_store, write_policy
 from models.store.ledger import read_statement_hashes
 from reports.statements import render, render_all
+from tests.strategies import examples
 
 SITE = Path(__file__).parents[1] / "golden" / "money_small"
 CLOSE_SEPT = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -251,7 +252,7 @@ def test_cli_writes_statements_and_closes_periods(tmp_path: Path) -> None:
 
 
 @settings(
-    max_examples=12,
+    max_examples=examples(12),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

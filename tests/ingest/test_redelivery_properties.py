@@ -37,13 +37,14 @@ from polars.testing import assert_frame_equal
 from models.frames import QUARANTINE, RUNS, STEPS
 from models.store import open_store, write_batch
 from models.store.runs import BatchSummary, read_run_versions
+from tests.strategies import examples
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 # Everything the content hash covers (RUNS without the provenance columns).
 CONTENT = [c for c in RUNS if c not in ("source", "source_line")]
 
 SETTINGS = settings(
-    max_examples=40,
+    max_examples=examples(40),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
