@@ -59,6 +59,7 @@ def _content(con: Connection) -> dict[str, list[tuple[object, ...]]]:
     }
 
 
+@pytest.mark.slow
 def test_chunked_load_stores_what_one_batch_stores(tmp_path: Path) -> None:
     dump = _generated(tmp_path, 3000)
     whole = open_store(tmp_path / "whole.duckdb")
@@ -81,6 +82,7 @@ def test_chunked_load_stores_what_one_batch_stores(tmp_path: Path) -> None:
     assert many.describe().startswith(f"{len(many.batches)} batches (")
 
 
+@pytest.mark.slow
 def test_a_second_chunked_load_changes_nothing(tmp_path: Path) -> None:
     dump = _generated(tmp_path, 1500)
     con = open_store(tmp_path / "s.duckdb")

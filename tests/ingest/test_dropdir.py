@@ -218,6 +218,7 @@ def step_line(job: int) -> str:
     )
 
 
+@pytest.mark.slow
 def test_a_large_sacct_file_lands_in_chunks_each_record_once(
     tmp_path: Path, store: StoreHandle
 ) -> None:

@@ -63,6 +63,7 @@ def wait_for(condition: Any, timeout_s: float = 20.0) -> None:
         time.sleep(0.05)
 
 
+@pytest.mark.slow
 def test_the_job_pulls_lands_runs_and_notifies_once_per_change(
     tmp_path: Path, store: StoreHandle, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -97,6 +98,7 @@ def test_the_job_pulls_lands_runs_and_notifies_once_per_change(
     assert state["source"] == "lab" and not state["degraded"]
 
 
+@pytest.mark.slow
 def test_a_slow_pull_never_overlaps_itself(
     tmp_path: Path, store: StoreHandle, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -57,6 +57,7 @@ def answer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str) -> None:
     monkeypatch.setenv("FAKE_SACCT_OUTPUT", str(out))
 
 
+@pytest.mark.slow
 def test_gaps_are_reported_and_filled_changes_reported_days_counted(
     tmp_path: Path, store: StoreHandle, source: SacctSource, monkeypatch: pytest.MonkeyPatch
 ) -> None:

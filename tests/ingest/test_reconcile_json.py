@@ -120,6 +120,7 @@ def json_source(**overrides: Any) -> SacctSource:
     return fake_json_source(**{"reconcile": reconcile, **overrides})
 
 
+@pytest.mark.slow
 def test_a_sacct_json_reconciliation_asks_for_its_window_reports_and_fills_the_gaps(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_sacct: Path, store: StoreHandle
 ) -> None:

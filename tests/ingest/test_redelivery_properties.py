@@ -30,6 +30,7 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
@@ -298,6 +299,7 @@ def fresh_store(directory: str, name: str) -> duckdb.DuckDBPyConnection:
     return open_store(Path(directory) / name)
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(two_orders())
 def test_any_interleaving_of_deliveries_gives_the_same_final_store(
@@ -339,6 +341,7 @@ def test_any_interleaving_of_deliveries_gives_the_same_final_store(
                 con.close()
 
 
+@pytest.mark.slow
 def test_a_b_a_is_two_versions_observed_at_their_latest_time(tmp_path: Path) -> None:
     con = open_store(tmp_path / "s.duckdb")
     a = Content("COMPLETED", 2, 4, "sim")

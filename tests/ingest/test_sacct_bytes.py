@@ -125,6 +125,7 @@ def odd_files(draw: st.DrawFn) -> tuple[str, dict[str, str], bool]:
     return "\n".join(lines) + draw(st.sampled_from(["", "\n"])), piped, two_free
 
 
+@pytest.mark.slow
 @settings(max_examples=examples(80), deadline=None)
 @given(odd_files())
 def test_odd_lines_in_any_field_order_parse_from_bytes_as_from_text(

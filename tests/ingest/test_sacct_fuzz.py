@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -104,6 +105,7 @@ def sacct_files(draw: st.DrawFn) -> list[Line]:
     return lines
 
 
+@pytest.mark.slow
 @settings(max_examples=examples(60), deadline=None)
 @given(lines=sacct_files(), blanks=st.lists(st.integers(min_value=0, max_value=40), max_size=4))
 def test_bad_lines_are_quarantined_and_good_lines_land_once(

@@ -212,6 +212,7 @@ def _put(job: dict[str, Any], path: str, value: Any) -> None:
     job[last] = value
 
 
+@pytest.mark.slow
 @settings(max_examples=examples(300), deadline=None)
 @given(st.lists(_mutations(), max_size=6), st.sampled_from([V38, V40]))
 def test_fuzzed_jobs_never_crash_and_every_job_is_accounted_for(

@@ -4,6 +4,7 @@ what ``models.hostlist.expand_hostlist`` gives, node for node and error for erro
 from __future__ import annotations
 
 import polars as pl
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -61,6 +62,7 @@ host_lists = st.one_of(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=examples(300), deadline=None)
 @given(st.lists(host_lists, min_size=1, max_size=30))
 def test_any_node_list_expands_as_the_hostlist_module_does(values: list[str]) -> None:

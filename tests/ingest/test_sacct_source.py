@@ -454,6 +454,7 @@ def test_pulls_of_different_clusters_run_side_by_side(
 # --- the command line ---
 
 
+@pytest.mark.slow
 def test_fairledger_ingest_sacct_runs_a_configured_source(tmp_path: Path, fake: Any) -> None:
     fake.answer(jobs("1", "2"))
     config = tmp_path / "site.toml"

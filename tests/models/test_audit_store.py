@@ -102,6 +102,7 @@ floats = any_floats | st.sampled_from(
 texts = utf8_text(max_size=12)
 
 
+@pytest.mark.slow
 @settings(max_examples=examples(25), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.lists(

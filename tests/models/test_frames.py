@@ -102,6 +102,7 @@ def test_any_tres_values_conform_equally_in_either_field_order(
     )
 
 
+@pytest.mark.slow
 def test_runs_landed_with_fields_in_another_order_store_the_same_records(tmp_path: Path) -> None:
     tres = [{"name": "cpu", "count": 4.0}, {"name": "gres/gpu:a100", "count": 1.0}]
     reversed_tres = [{"count": item["count"], "name": item["name"]} for item in tres]

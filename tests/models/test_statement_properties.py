@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import polars as pl
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -139,6 +140,7 @@ def test_totals_are_sums_of_lines_and_balances_chain(
     )
 
 
+@pytest.mark.slow
 @settings(max_examples=examples(30), deadline=None)
 @given(first=runs_strategy, later=runs_strategy)
 def test_closing_freezes_a_period_and_later_runs_become_adjustments(
