@@ -42,7 +42,7 @@ def _peak_rss_mb() -> float:
 
 def generate(jobs: int, seed: int, out: Path) -> float:
     """Write the dump and its policy, streaming lines to disk; return the seconds taken."""
-    import gen_sacct
+    from bench import gen_sacct
 
     class Streaming(gen_sacct.Generator):
         def __init__(self, n_jobs: int, seed: int, handle: TextIO) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -34,6 +33,7 @@ from models.statement import Statement
 from models.store import Connection, open_store, write_policy
 from models.store.ledger import read_statement_hashes
 from reports.statements import render, render_all
+from tests.strategies import examples
 
 SITE = Path(__file__).parents[1] / "golden" / "money_small"
 CLOSE_SEPT = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -57,7 +57,7 @@ def small_site(db: Path) -> Connection:
     return con
 
 
-def test_golden_statement_of_the_small_site(tmp_path: Path) -> None:
+def test_golden_statement_of_the_small_site(tmp_path: Path, update_golden: bool) -> None:
     con = small_site(tmp_path / "site.duckdb")
     close_period(con, "2026-09", actor="finance", now=CLOSE_SEPT, render_all=render_all)
     close_period(con, "2026-10", actor="finance", now=CLOSE_OCT, render_all=render_all)
@@ -70,7 +70,7 @@ def test_golden_statement_of_the_small_site(tmp_path: Path) -> None:
     for fmt in ("csv", "json"):
         golden = SITE / f"G-PHYS_2026-10.{fmt}"
         got = render(made, fmt)
-        if os.environ.get("FAIRLEDGER_WRITE_GOLDEN"):
+        if update_golden:
             golden.write_bytes(got)
         assert got.decode() == golden.read_text(encoding="utf-8"), fmt
     # the hashes recorded at close are those of the statement as served later, in every format
@@ -251,7 +251,7 @@ def test_cli_writes_statements_and_closes_periods(tmp_path: Path) -> None:
 
 
 @settings(
-    max_examples=12,
+    max_examples=examples(12),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

@@ -12,40 +12,9 @@ from live_server import FAKES, live_server, wait_until
 from api.auth import Role, create_token
 from models.policy import load_policy_text
 from models.store import open_store, write_policy
+from tests.kit import site_policy
 
-POLICY = """
-[[clusters]]
-name = "lab"
-partitions = [{ name = "cpu", tres_billing_weights = "CPU=1.0", default = true }]
-
-[[associations]]
-cluster = "lab"
-account = "root"
-
-[[associations]]
-cluster = "lab"
-account = "chem"
-parent = "root"
-shares = 50
-
-[[associations]]
-cluster = "lab"
-account = "phys"
-parent = "root"
-shares = 50
-
-[[associations]]
-cluster = "lab"
-account = "chem"
-user = "alice"
-shares = 1
-
-[[associations]]
-cluster = "lab"
-account = "phys"
-user = "bob"
-shares = 1
-"""
+POLICY = site_policy({"chem": ["alice"], "phys": ["bob"]}, account_shares=50, user_shares=1)
 HEADER = (
     "JobID|JobIDRaw|Cluster|Partition|QOS|Account|User|Submit|Eligible|Start|End|Elapsed|"
     "ElapsedRaw|Timelimit|ExitCode|State|NNodes|NCPUS|ReqMem|AllocTRES|NodeList|Reservation|"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -15,35 +16,12 @@ from api.main import _deliver
 from api.service import Service
 from api.settings import Delivery, Settings
 from models.frames import QUARANTINE, RUNS, STEPS, conform
-from models.policy import load_policy_text
-from models.store import write_batch, write_policy
+from models.store import write_batch
 from models.store.handle import StoreHandle
+from tests.kit import site_policy, store_handle
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
-POLICY = """
-[[clusters]]
-name = "lab"
-partitions = [{ name = "cpu", tres_billing_weights = "CPU=1.0", default = true }]
-
-[[associations]]
-cluster = "lab"
-account = "root"
-
-[[associations]]
-cluster = "lab"
-account = "chem"
-parent = "root"
-
-[[associations]]
-cluster = "lab"
-account = "chem"
-user = "alice"
-
-[[associations]]
-cluster = "lab"
-account = "chem"
-user = "bob"
-"""
+POLICY = site_policy({"chem": ["alice", "bob"]})
 
 
 class Clock:
@@ -90,12 +68,9 @@ def _land(store: StoreHandle, runs: pl.DataFrame) -> None:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> StoreHandle:
-    handle = StoreHandle.open(tmp_path / "s.duckdb")
-    with handle.write() as cur:
-        write_policy(cur, load_policy_text(POLICY), origin="test")
-    yield handle  # type: ignore[misc]
-    handle.close()
+def store(tmp_path: Path) -> Iterator[StoreHandle]:
+    with store_handle(tmp_path / "s.duckdb", policy=POLICY) as handle:
+        yield handle
 
 
 def test_publish_only_when_something_changed(store: StoreHandle, tmp_path: Path) -> None:
@@ -155,16 +130,13 @@ def test_a_failed_delivery_does_not_stop_publishing(store: StoreHandle, tmp_path
 
 
 def test_no_policy_means_not_ready(tmp_path: Path) -> None:
-    handle = StoreHandle.open(tmp_path / "empty.duckdb")
-    try:
+    with store_handle(tmp_path / "empty.duckdb") as handle:
         service = Service(Settings(db=tmp_path / "empty.duckdb"), handle, clock=Clock())
         with pytest.raises(NotReady):
             service.current()
         service.recompute_job()  # logs, never raises
         assert service.recompute_status.error and "no policy" in service.recompute_status.error
         assert service.status().status == "starting"
-    finally:
-        handle.close()
 
 
 def test_start_up_loads_the_latest_snapshot(store: StoreHandle, tmp_path: Path) -> None:

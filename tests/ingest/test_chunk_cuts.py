@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from ingest.chunks import file_chunks
 from ingest.sources.sacct import is_header
+from tests.strategies import examples
 
 FIELDS = ["JobID", "JobIDRaw", "State"]
 
@@ -50,7 +51,7 @@ LINES = [
 ]  # fmt: skip
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(
     st.lists(st.sampled_from(LINES), max_size=40),
     st.booleans(),

@@ -6,8 +6,6 @@ before an allocation line, so steps land with their job; line numbers stay those
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import threading
 from pathlib import Path
 
@@ -16,23 +14,17 @@ import pytest
 from typer.testing import CliRunner
 
 from api.cli import app
+from bench.gen_sacct import Generator
 from ingest.load import LoadProgress, load_sacct_file
 from models.errors import StoreError
 from models.store import Connection, open_store
-
-ROOT = Path(__file__).resolve().parents[2]
 
 HEADER = "JobID|JobIDRaw|Cluster|Partition|Account|User|Submit|Start|End|ElapsedRaw|State|AllocTRES"
 
 
 def _generated(tmp_path: Path, jobs: int) -> Path:
     """Write a synthetic dump of ``jobs`` jobs with bench/gen_sacct.py's generator."""
-    spec = importlib.util.spec_from_file_location("gen_sacct", ROOT / "bench" / "gen_sacct.py")
-    assert spec is not None and spec.loader is not None
-    gen_sacct = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("gen_sacct", gen_sacct)
-    spec.loader.exec_module(gen_sacct)
-    lines = gen_sacct.Generator(jobs, 7).run()
+    lines = Generator(jobs, 7).run()
     lines[len(lines) // 2 : len(lines) // 2] = ["not|a|job"]  # quarantined: too few fields
     path = tmp_path / "dump.txt"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -67,6 +59,7 @@ def _content(con: Connection) -> dict[str, list[tuple[object, ...]]]:
     }
 
 
+@pytest.mark.slow
 def test_chunked_load_stores_what_one_batch_stores(tmp_path: Path) -> None:
     dump = _generated(tmp_path, 3000)
     whole = open_store(tmp_path / "whole.duckdb")
@@ -89,6 +82,7 @@ def test_chunked_load_stores_what_one_batch_stores(tmp_path: Path) -> None:
     assert many.describe().startswith(f"{len(many.batches)} batches (")
 
 
+@pytest.mark.slow
 def test_a_second_chunked_load_changes_nothing(tmp_path: Path) -> None:
     dump = _generated(tmp_path, 1500)
     con = open_store(tmp_path / "s.duckdb")

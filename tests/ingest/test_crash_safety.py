@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
+import pytest
 
 from ingest.sources.sacct import parse_sacct
 from models.store import open_store
@@ -92,6 +93,7 @@ def _worker(db: Path, script: Path, chunks: list[Path]) -> subprocess.Popen[str]
     )
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_points_loses_nothing_and_doubles_nothing(tmp_path: Path) -> None:
     dump = tmp_path / "dump.txt"
     subprocess.run(

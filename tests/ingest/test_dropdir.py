@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -58,13 +57,6 @@ def settled(path: Path, text: str) -> Path:
     past = time.time() - 60
     os.utime(path, (past, past))
     return path
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[StoreHandle]:
-    handle = StoreHandle.open(tmp_path / "store.duckdb")
-    yield handle
-    handle.close()
 
 
 def count_runs(store: StoreHandle) -> int:
@@ -226,6 +218,7 @@ def step_line(job: int) -> str:
     )
 
 
+@pytest.mark.slow
 def test_a_large_sacct_file_lands_in_chunks_each_record_once(
     tmp_path: Path, store: StoreHandle
 ) -> None:

@@ -52,13 +52,6 @@ class Recorder:
                 self.running -= 1
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Any:
-    handle = StoreHandle.open(tmp_path / "store.duckdb")
-    yield handle
-    handle.close()
-
-
 def calls(log: Path) -> int:
     return len(log.read_text().splitlines()) if log.exists() else 0
 
@@ -70,6 +63,7 @@ def wait_for(condition: Any, timeout_s: float = 20.0) -> None:
         time.sleep(0.05)
 
 
+@pytest.mark.slow
 def test_the_job_pulls_lands_runs_and_notifies_once_per_change(
     tmp_path: Path, store: StoreHandle, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -104,6 +98,7 @@ def test_the_job_pulls_lands_runs_and_notifies_once_per_change(
     assert state["source"] == "lab" and not state["degraded"]
 
 
+@pytest.mark.slow
 def test_a_slow_pull_never_overlaps_itself(
     tmp_path: Path, store: StoreHandle, monkeypatch: pytest.MonkeyPatch
 ) -> None:

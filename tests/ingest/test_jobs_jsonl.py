@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from ingest.sources.jobs_jsonl import JobRecord, parse_jobs_jsonl
 from models import frames
+from tests.strategies import examples, one_line_text
 
 GOOD: dict[str, Any] = {
     "scheduler": "flux",
@@ -141,11 +142,11 @@ def jsonl_lines(draw: st.DrawFn) -> tuple[str, bool]:
     if kind == "broken":
         key, value = draw(st.sampled_from(BREAKAGES))
         return line(job_id=job_id, **{key: value}) if key != "job_id" else line(job_id=value), False
-    junk = draw(st.text(st.characters(blacklist_categories=("Cc", "Zl", "Zp", "Cs")), min_size=1))
+    junk = draw(one_line_text(min_size=1))
     return (junk, False) if junk.strip() else ("{}", False)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(st.lists(jsonl_lines(), max_size=20))
 def test_every_bad_line_is_quarantined_and_every_good_line_lands(
     lines: list[tuple[str, bool]],

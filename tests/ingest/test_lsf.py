@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from ingest.sources.lsf import parse_lsf_accounting, tokens
 from models import frames
+from tests.strategies import examples, one_line_text
 
 SAMPLES = Path(__file__).parent / "samples" / "lsf"
 LINES = (SAMPLES / "input" / "accounting-logs.log").read_text(encoding="utf-8").splitlines()
@@ -97,12 +98,8 @@ def test_a_short_record_is_quarantined_naming_the_missing_field(cut: int, field:
     assert (refused["line_no"], refused["field"], refused["record_id"]) == (1, field, "404717")
 
 
-# Characters that str.splitlines() breaks on are Cc, Zl or Zp; a record is one line.
-_NO_BREAKS = st.characters(blacklist_categories=("Cc", "Zl", "Zp", "Cs"))
-
-
-@settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 80), st.text(_NO_BREAKS, max_size=12)), max_size=6))
+@settings(max_examples=examples(200), deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 80), one_line_text(max_size=12)), max_size=6))
 def test_fuzzed_records_never_crash_and_each_lands_or_is_quarantined(
     edits: list[tuple[int, str]],
 ) -> None:

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from ingest.sources.pbs import parse_pbs_accounting
 from models import frames
+from tests.strategies import examples
 
 SAMPLES = Path(__file__).parent / "samples" / "pbs"
 LINES = (SAMPLES / "input" / "accounting-logs.log").read_text(encoding="utf-8").splitlines()
@@ -133,7 +134,7 @@ def test_a_bad_record_is_quarantined_and_the_others_land(
     assert reason in refused["reason"] and refused["source"] == "acct"
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(st.lists(st.tuples(st.integers(0, len(LINES) - 1), st.text(max_size=30)), max_size=8))
 def test_fuzzed_records_never_crash_and_every_e_record_is_accounted_for(
     cuts: list[tuple[int, str]],

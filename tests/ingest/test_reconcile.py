@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -41,13 +40,6 @@ def output(*lines: str) -> str:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[StoreHandle]:
-    handle = StoreHandle.open(tmp_path / "store.duckdb")
-    yield handle
-    handle.close()
-
-
-@pytest.fixture
 def source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SacctSource:
     monkeypatch.setenv("FAKE_SACCT_LOG", str(tmp_path / "calls.jsonl"))
     return SacctSource(
@@ -65,6 +57,7 @@ def answer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str) -> None:
     monkeypatch.setenv("FAKE_SACCT_OUTPUT", str(out))
 
 
+@pytest.mark.slow
 def test_gaps_are_reported_and_filled_changes_reported_days_counted(
     tmp_path: Path, store: StoreHandle, source: SacctSource, monkeypatch: pytest.MonkeyPatch
 ) -> None:

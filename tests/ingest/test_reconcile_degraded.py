@@ -3,7 +3,6 @@ pull does), the watermark stays where the regular pull left it, and a successful
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -24,13 +23,6 @@ LINE = (
     "2026-11-21T10:10:00|00:10:00|600|01:00:00|0:0|COMPLETED|1|2|1024M|"
     "billing=2,cpu=2,mem=1024M,node=1|n1||job"
 )
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[StoreHandle]:
-    handle = StoreHandle.open(tmp_path / "store.duckdb")
-    yield handle
-    handle.close()
 
 
 def test_a_failed_reconciliation_degrades_the_source_and_a_good_one_clears_it(

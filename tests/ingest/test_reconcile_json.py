@@ -59,13 +59,6 @@ def with_a_refused_job(text: str) -> str:
     return json.dumps(document)
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[StoreHandle]:
-    handle = StoreHandle.open(tmp_path / "store.duckdb")
-    yield handle
-    handle.close()
-
-
 def state(store: StoreHandle, name: str) -> SourceState:
     with store.reading() as cur:
         found = read_source_state(cur, name)
@@ -127,6 +120,7 @@ def json_source(**overrides: Any) -> SacctSource:
     return fake_json_source(**{"reconcile": reconcile, **overrides})
 
 
+@pytest.mark.slow
 def test_a_sacct_json_reconciliation_asks_for_its_window_reports_and_fills_the_gaps(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_sacct: Path, store: StoreHandle
 ) -> None:

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
@@ -37,13 +38,14 @@ from polars.testing import assert_frame_equal
 from models.frames import QUARANTINE, RUNS, STEPS
 from models.store import open_store, write_batch
 from models.store.runs import BatchSummary, read_run_versions
+from tests.strategies import examples
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 # Everything the content hash covers (RUNS without the provenance columns).
 CONTENT = [c for c in RUNS if c not in ("source", "source_line")]
 
 SETTINGS = settings(
-    max_examples=40,
+    max_examples=examples(40),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
@@ -297,6 +299,7 @@ def fresh_store(directory: str, name: str) -> duckdb.DuckDBPyConnection:
     return open_store(Path(directory) / name)
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(two_orders())
 def test_any_interleaving_of_deliveries_gives_the_same_final_store(
@@ -338,6 +341,7 @@ def test_any_interleaving_of_deliveries_gives_the_same_final_store(
                 con.close()
 
 
+@pytest.mark.slow
 def test_a_b_a_is_two_versions_observed_at_their_latest_time(tmp_path: Path) -> None:
     con = open_store(tmp_path / "s.duckdb")
     a = Content("COMPLETED", 2, 4, "sim")

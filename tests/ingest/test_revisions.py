@@ -14,35 +14,13 @@ from models.fairshare import compute_factors
 from models.policy import load_policy_text
 from models.store import open_store, read_runs
 from models.store.runs import read_run_versions
+from tests.kit import site_policy
 
 HEADER = (
     "JobID|JobIDRaw|Cluster|Partition|QOS|Account|User|Submit|Eligible|Start|End|"
     "ElapsedRaw|Timelimit|ExitCode|State|NNodes|NCPUS|AllocTRES|NodeList|JobName"
 )
-POLICY = """
-[decay]
-half_life_s = 0
-
-[[clusters]]
-name = "lab"
-partitions = [{ name = "cpu", tres_billing_weights = "CPU=1.0", default = true }]
-
-[[associations]]
-cluster = "lab"
-account = "root"
-
-[[associations]]
-cluster = "lab"
-account = "chem"
-parent = "root"
-shares = 1
-
-[[associations]]
-cluster = "lab"
-account = "chem"
-user = "alice"
-shares = 1
-"""
+POLICY = site_policy({"chem": ["alice"]}, account_shares=1, user_shares=1, half_life_s=0)
 
 
 def _line(job: str, submit: str, start: str, end: str, state: str, cpus: int = 4) -> str:

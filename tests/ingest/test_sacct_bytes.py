@@ -13,6 +13,7 @@ from ingest.load import field_order, load_sacct_file
 from ingest.sources.sacct import SACCT_FORMAT, SacctBatch, decode_text, parse_sacct
 from ingest.sources.sacct_split import Lines, _read_fields, data_lines, header, split
 from models.store import open_store, read_quarantine, read_runs
+from tests.strategies import examples
 
 HEADER = "|".join(SACCT_FORMAT)
 ALLOC = (
@@ -124,7 +125,8 @@ def odd_files(draw: st.DrawFn) -> tuple[str, dict[str, str], bool]:
     return "\n".join(lines) + draw(st.sampled_from(["", "\n"])), piped, two_free
 
 
-@settings(max_examples=80, deadline=None)
+@pytest.mark.slow
+@settings(max_examples=examples(80), deadline=None)
 @given(odd_files())
 def test_odd_lines_in_any_field_order_parse_from_bytes_as_from_text(
     case: tuple[str, dict[str, str], bool],

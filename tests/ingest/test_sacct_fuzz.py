@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ingest.sources.sacct import SACCT_FORMAT, parse_sacct
+from tests.strategies import examples
 
 HEADER = "|".join(SACCT_FORMAT)
 WHERE = {name: i for i, name in enumerate(SACCT_FORMAT)}
@@ -103,7 +105,8 @@ def sacct_files(draw: st.DrawFn) -> list[Line]:
     return lines
 
 
-@settings(max_examples=60, deadline=None)
+@pytest.mark.slow
+@settings(max_examples=examples(60), deadline=None)
 @given(lines=sacct_files(), blanks=st.lists(st.integers(min_value=0, max_value=40), max_size=4))
 def test_bad_lines_are_quarantined_and_good_lines_land_once(
     lines: list[Line], blanks: list[int]

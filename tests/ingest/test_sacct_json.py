@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from ingest.sources.sacct_json import json_layout, parse_sacct_json
 from models import frames
 from models.errors import ParseError
+from tests.strategies import any_floats, examples
 
 SAMPLES = Path(__file__).parent / "samples" / "sacct_json"
 V38 = "sacct-22.05-dbv0.0.38.json"
@@ -188,7 +189,7 @@ def _mutations() -> st.SearchStrategy[tuple[int, str, Any]]:
              "time.end", "time.limit", "array.job_id", "array.task_id", "het.job_offset",
              "het.job_id", "allocation_nodes", "tres.allocated", "state.current"]  # fmt: skip
     numbers = st.one_of(
-        st.integers(-(2**70), 2**70), st.floats(allow_nan=True, allow_infinity=True),
+        st.integers(-(2**70), 2**70), any_floats,
         st.fixed_dictionaries({"set": st.booleans(), "infinite": st.booleans(),
                                "number": st.integers(-(2**40), 2**40)}),
     )  # fmt: skip
@@ -211,7 +212,8 @@ def _put(job: dict[str, Any], path: str, value: Any) -> None:
     job[last] = value
 
 
-@settings(max_examples=300, deadline=None)
+@pytest.mark.slow
+@settings(max_examples=examples(300), deadline=None)
 @given(st.lists(_mutations(), max_size=6), st.sampled_from([V38, V40]))
 def test_fuzzed_jobs_never_crash_and_every_job_is_accounted_for(
     mutations: list[tuple[int, str, Any]], name: str

@@ -4,11 +4,13 @@ what ``models.hostlist.expand_hostlist`` gives, node for node and error for erro
 from __future__ import annotations
 
 import polars as pl
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ingest.sources.sacct_values import node_table
 from models.hostlist import expand_hostlist
+from tests.strategies import examples
 
 
 def reference(text: str) -> tuple[list[str] | None, str | None]:
@@ -60,7 +62,8 @@ host_lists = st.one_of(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@pytest.mark.slow
+@settings(max_examples=examples(300), deadline=None)
 @given(st.lists(host_lists, min_size=1, max_size=30))
 def test_any_node_list_expands_as_the_hostlist_module_does(values: list[str]) -> None:
     assert table_of(values) == {value: reference(value) for value in values}

@@ -70,13 +70,6 @@ class Clock:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Any:
-    handle = StoreHandle.open(tmp_path / "store.duckdb")
-    yield handle
-    handle.close()
-
-
-@pytest.fixture
 def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     """Configure the fake sacct; return a helper to set its answer and read its calls."""
 
@@ -461,6 +454,7 @@ def test_pulls_of_different_clusters_run_side_by_side(
 # --- the command line ---
 
 
+@pytest.mark.slow
 def test_fairledger_ingest_sacct_runs_a_configured_source(tmp_path: Path, fake: Any) -> None:
     fake.answer(jobs("1", "2"))
     config = tmp_path / "site.toml"

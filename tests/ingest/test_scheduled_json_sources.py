@@ -39,13 +39,6 @@ class Clock:
         return self.at
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[StoreHandle]:
-    handle = StoreHandle.open(tmp_path / "store.duckdb")
-    yield handle
-    handle.close()
-
-
 def run_count(store: StoreHandle) -> int:
     with store.reading() as cur:
         return int(cur.execute("SELECT count(*) FROM runs").fetchall()[0][0])

@@ -18,7 +18,9 @@ from models.store.audit_bundle import build_bundle
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[tuple[Path, Connection]]:
+def audit_site(tmp_path: Path) -> Iterator[tuple[Path, Connection]]:
+    """The audit store of ``audit_data`` (a connection, not the shared ``store`` handle) and its
+    path."""
     path = tmp_path / "audit.duckdb"
     con = build_store(path)
     yield path, con
@@ -34,8 +36,8 @@ def _resum(files: dict[str, bytes]) -> dict[str, bytes]:
     return out
 
 
-def test_the_same_store_gives_the_same_bytes(store: tuple[Path, Connection]) -> None:
-    path, con = store
+def test_the_same_store_gives_the_same_bytes(audit_site: tuple[Path, Connection]) -> None:
+    path, con = audit_site
     first = build_bundle(con, "NIH-7", "2026-03")
     assert build_bundle(con, "NIH-7", "2026-03") == first
     con.close()
@@ -46,8 +48,10 @@ def test_the_same_store_gives_the_same_bytes(store: tuple[Path, Connection]) -> 
         reopened.close()
 
 
-def test_the_bundle_holds_the_grants_runs_of_the_period(store: tuple[Path, Connection]) -> None:
-    _, con = store
+def test_the_bundle_holds_the_grants_runs_of_the_period(
+    audit_site: tuple[Path, Connection],
+) -> None:
+    _, con = audit_site
     files = unzip_files(build_bundle(con, "NIH-7", "2026-03"))
     runs = [json.loads(line) for line in files["runs.jsonl"].splitlines()]
     assert [r["run_key"] for r in runs] == [
@@ -127,9 +131,9 @@ def _readme_procedure(files: dict[str, bytes]) -> str:
 
 
 def test_the_readme_procedure_verifies_a_bundle_with_hashlib_alone(
-    store: tuple[Path, Connection],
+    audit_site: tuple[Path, Connection],
 ) -> None:
-    _, con = store
+    _, con = audit_site
     files = unzip_files(build_bundle(con, "NIH-7", "2026-03"))
     head = read_audit_head(con)
     assert head is not None and _readme_procedure(files) == head.entry_sha256
@@ -154,8 +158,10 @@ BUNDLE_FILES = [
 
 
 @pytest.mark.parametrize("name", BUNDLE_FILES)
-def test_a_one_byte_change_to_any_file_is_named(store: tuple[Path, Connection], name: str) -> None:
-    _, con = store
+def test_a_one_byte_change_to_any_file_is_named(
+    audit_site: tuple[Path, Connection], name: str
+) -> None:
+    _, con = audit_site
     files = unzip_files(build_bundle(con, "NIH-7", "2026-03"))
     data = bytearray(files[name])
     middle = len(data) // 2
@@ -169,8 +175,8 @@ def test_a_one_byte_change_to_any_file_is_named(store: tuple[Path, Connection], 
         assert report.first.message().startswith(f"bundle file {name}: ")
 
 
-def test_an_added_verdict_line_is_named(store: tuple[Path, Connection]) -> None:
-    _, con = store
+def test_an_added_verdict_line_is_named(audit_site: tuple[Path, Connection]) -> None:
+    _, con = audit_site
     files = unzip_files(build_bundle(con, "NIH-7", "2026-03"))
     files["verdicts.jsonl"] += b'{"run_key":"hpc/101/1","verdict":"approved"}\n'
     report = verify_bundle(files)
@@ -178,8 +184,8 @@ def test_an_added_verdict_line_is_named(store: tuple[Path, Connection]) -> None:
     assert report.first.message().startswith("bundle file verdicts.jsonl: its SHA-256 is")
 
 
-def test_forgeries_that_fix_sha256sums_are_still_named(store: tuple[Path, Connection]) -> None:
-    _, con = store
+def test_forgeries_that_fix_sha256sums_are_still_named(audit_site: tuple[Path, Connection]) -> None:
+    _, con = audit_site
     files = unzip_files(build_bundle(con, "NIH-7", "2026-03"))
     log = files["audit_log.jsonl"].splitlines(keepends=True)
 

@@ -18,6 +18,7 @@ from models.store import Connection, open_store
 from models.store.audit import append_audit, read_audit_entries, read_audit_head
 from models.store.audit_records import read_record_hashes, read_record_lines
 from models.store.audit_verify import verify_store
+from tests.strategies import any_floats, examples, utf8_text
 
 
 @pytest.fixture
@@ -95,13 +96,14 @@ def test_sql_record_lines_are_the_bytes_of_the_documented_python(con: Connection
     )
 
 
-floats = st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from(
+floats = any_floats | st.sampled_from(
     [0.0, -0.0, 1e-4, 9.999999999999999e-5, 1e16, 9999999999999998.0, 1e-7, 5e-324, 4.0, 0.1]
 )
-texts = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=12)
+texts = utf8_text(max_size=12)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@pytest.mark.slow
+@settings(max_examples=examples(25), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.lists(
         st.fixed_dictionaries(

@@ -15,6 +15,7 @@ from models.errors import PolicyError
 from models.grants import RateCard
 from models.policy import Policy, load_policy_text
 from models.quotes import quote_run
+from tests.strategies import examples
 
 POLICY = """
 [[clusters]]
@@ -281,7 +282,7 @@ def reference_amount(qty: Decimal, seconds: int, price: Decimal, mult: Decimal) 
     return exact.quantize(Decimal("0.01"), rounding=ROUND_HALF_EVEN)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(
     cpus=st.integers(1, 4096),
     seconds=st.integers(1, 300 * 86400),  # ends within the grant (2026)
@@ -306,7 +307,7 @@ def test_amounts_equal_exact_decimal_arithmetic(
     assert lines["amount"].to_list() == [reference_amount(Decimal(cpus), seconds, price, mult)]
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(
     hours=st.lists(st.integers(1, 2000), min_size=1, max_size=12),
     card_day=st.integers(0, 300),
@@ -394,7 +395,7 @@ def runs_of(specs: dict[str, tuple[str, int, int, str, str, bool]]) -> pl.DataFr
     )  # fmt: skip
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(
     before=st.lists(run_specs, max_size=12),
     after=st.lists(run_specs, max_size=6),

@@ -14,6 +14,7 @@ from models.errors import UnknownAssociation
 from models.explain import RESOLUTION_S, explain_association, recovery_time
 from models.fairshare import compute_factors
 from models.policy import Policy, load_policy, load_policy_text
+from tests.kit import site_policy
 
 LAB = Path(__file__).resolve().parents[1] / "golden" / "lab_real_nodecay"
 PATH_COLUMNS = ("raw_shares", "norm_shares", "raw_usage", "effective_usage", "level_fs")
@@ -95,33 +96,7 @@ def test_unknown_user_is_refused(lab: Lab) -> None:
 # Two users with equal shares, no decay. At as_of, ann has used 10 CPU-hours (finished),
 # ben 4 CPU-hours of a 1-CPU run still going: ann ranks second (0.5). If ann runs nothing
 # more, ben's usage passes hers 6 hours later and she ranks first (1.0).
-TWO = """
-[[clusters]]
-name = "c"
-partitions = [{ name = "p", default = true }]
-
-[decay]
-half_life_s = 0
-
-[[associations]]
-cluster = "c"
-account = "root"
-
-[[associations]]
-cluster = "c"
-account = "a"
-parent = "root"
-
-[[associations]]
-cluster = "c"
-account = "a"
-user = "ann"
-
-[[associations]]
-cluster = "c"
-account = "a"
-user = "ben"
-"""
+TWO = site_policy({"a": ["ann", "ben"]}, cluster="c", partition="p", billing=None, half_life_s=0)
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 
 

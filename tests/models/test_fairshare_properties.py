@@ -21,8 +21,11 @@ from models.frames import ASSOC_USAGE, ASSOCIATIONS, TRES_ITEM, UTC_TIME
 from models.policy import Cluster, Decay, FairShare, Partition, Policy, Qos
 from models.tree import rolled_usage
 from models.usage import usage_rates
+from tests.strategies import examples
 
-SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(
+    max_examples=examples(100), deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 ALGORITHMS = [
     ("fair_tree", "slurm"),
     ("fair_tree", "merge"),

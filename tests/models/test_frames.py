@@ -16,6 +16,7 @@ from polars.testing import assert_frame_equal
 from models.errors import SchemaMismatch
 from models.frames import RUNS, conform
 from models.store.audit_records import read_record_lines
+from tests.strategies import examples
 
 TRES_LISTS = [
     [{"name": "cpu", "count": 4.0}, {"name": "mem", "count": 8000.0}],
@@ -64,7 +65,7 @@ def test_runs_with_tres_fields_in_any_order_conform_to_the_same_frame(
     assert conformed["tres"].to_list()[1:3] == [[], None]
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(
     st.lists(
         st.none()
@@ -101,6 +102,7 @@ def test_any_tres_values_conform_equally_in_either_field_order(
     )
 
 
+@pytest.mark.slow
 def test_runs_landed_with_fields_in_another_order_store_the_same_records(tmp_path: Path) -> None:
     tres = [{"name": "cpu", "count": 4.0}, {"name": "gres/gpu:a100", "count": 1.0}]
     reversed_tres = [{"count": item["count"], "name": item["name"]} for item in tres]

@@ -6,14 +6,13 @@ Each directory of ``tests/golden/`` with an ``expected_sshare.txt`` is a scenari
 ``sacct.txt`` (``sacct -P`` output, allocation rows used), with ``as_of.txt`` for runs. Each
 scenario's README derives the expected values by hand (or says which real Slurm printed them).
 
-``FAIRLEDGER_REGEN_GOLDEN=1`` rewrites the expected files of hand-written scenarios from the
+``pytest --update-golden`` rewrites the expected files of hand-written scenarios from the
 code and skips their comparison; scenarios whose expected output came from a real Slurm
 (a ``README.md`` saying "never regenerated") are never rewritten.
 """
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -125,13 +124,13 @@ def _from_real_slurm(scenario: Path) -> bool:
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[p.name for p in SCENARIOS])
-def test_scenario_prints_the_expected_sshare(scenario: Path) -> None:
+def test_scenario_prints_the_expected_sshare(scenario: Path, update_golden: bool) -> None:
     policy = load_policy(scenario / "policy.toml")
     factors = _factors(scenario, policy)
     assert factors.schema == pl.Schema(FACTORS)
     lines = build_sshare(factors, algorithm=policy.fairshare.algorithm)
     expected = scenario / "expected_sshare.txt"
-    if os.environ.get("FAIRLEDGER_REGEN_GOLDEN") == "1" and not _from_real_slurm(scenario):
+    if update_golden and not _from_real_slurm(scenario):
         expected.write_text("\n".join(lines) + "\n", encoding="utf-8")
         pytest.skip(f"regenerated {expected}")
     assert lines == expected.read_text(encoding="utf-8").splitlines()

@@ -15,11 +15,12 @@ from models.audit_records import (
     records_sha256_frame,
     with_record_sha256,
 )
+from tests.strategies import examples, utf8_text
 
-lines = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=300)
+lines = utf8_text(max_size=300)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(st.lists(st.tuples(st.text(max_size=8), lines), max_size=40))
 def test_column_wise_hashes_equal_hashlib(pairs: list[tuple[str, str]]) -> None:
     frame = pl.DataFrame(

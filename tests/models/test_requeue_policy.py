@@ -25,6 +25,7 @@ from models.fairshare import compute_factors
 from models.policy import load_policy_text
 from models.store import open_store, read_runs
 from models.usage import usage_rates
+from tests.kit import site_policy
 
 HEADER = (
     "JobID|JobIDRaw|Cluster|Partition|QOS|Account|User|Submit|Eligible|Start|End|"
@@ -38,37 +39,13 @@ LINES = [  # sacct --duplicates: both runs of job 42, one JobIDRaw
     "43|43|lab|cpu|normal|chem|bob|2026-11-01T00:00:00|2026-11-01T00:00:00|2026-11-01T00:30:00|"
     "2026-11-01T03:00:00|9000|05:00:00|0:0|COMPLETED|1|4|billing=4,cpu=4,node=1|n02|b",
 ]
-POLICY = """
-[decay]
-half_life_s = 0
-
-[fairshare]
-count_requeued_runs = {count}
-
-[[clusters]]
-name = "lab"
-partitions = [{{ name = "cpu", tres_billing_weights = "CPU=1.0", default = true }}]
-
-[[associations]]
-cluster = "lab"
-account = "root"
-
-[[associations]]
-cluster = "lab"
-account = "chem"
-parent = "root"
-
-[[associations]]
-cluster = "lab"
-account = "chem"
-user = "alice"
-
-[[associations]]
-cluster = "lab"
-account = "chem"
-user = "bob"
-"""
 AS_OF = datetime(2026, 11, 2, tzinfo=UTC)
+
+
+def policy_toml(count: str) -> str:
+    """Return the site's policy with ``fairshare.count_requeued_runs = count``."""
+    extra = f"[fairshare]\ncount_requeued_runs = {count}\n"
+    return site_policy({"chem": ["alice", "bob"]}, half_life_s=0, extra=extra)
 
 
 @pytest.fixture
@@ -92,7 +69,7 @@ def runs(tmp_path: Path) -> pl.DataFrame:
 def test_requeued_runs_count_as_the_policy_says(
     runs: pl.DataFrame, count: str, usage: dict[str, float], factor: dict[str, float]
 ) -> None:
-    policy = load_policy_text(POLICY.format(count=count))
+    policy = load_policy_text(policy_toml(count))
     factors = compute_factors(runs.lazy(), policy, as_of=AS_OF).filter(pl.col("user") != "")
     got = {r["user"]: (r["raw_usage"], r["fairshare"]) for r in factors.iter_rows(named=True)}
     assert got == {
@@ -101,7 +78,7 @@ def test_requeued_runs_count_as_the_policy_says(
 
 
 def test_only_the_earlier_run_of_the_job_stops_counting(runs: pl.DataFrame) -> None:
-    policy = load_policy_text(POLICY.format(count="false"))
+    policy = load_policy_text(policy_toml("false"))
     rated = usage_rates(runs.lazy(), policy).collect().sort("submit_at", "user")
     assert rated.select("user", "state", "usage_factor").rows() == [
         ("alice", "REQUEUED", 0.0),

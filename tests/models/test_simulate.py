@@ -12,34 +12,11 @@ from test_golden_scenarios import _runs
 from models.errors import PolicyError, UnknownAssociation
 from models.policy import load_policy_text
 from models.simulate import SIMULATION, policy_with, simulate
+from tests.kit import site_policy
 
-POLICY = """
-[[clusters]]
-name = "c"
-partitions = [{ name = "p", default = true }]
-
-[decay]
-half_life_s = 3600
-
-[[associations]]
-cluster = "c"
-account = "root"
-
-[[associations]]
-cluster = "c"
-account = "a"
-parent = "root"
-
-[[associations]]
-cluster = "c"
-account = "a"
-user = "ann"
-
-[[associations]]
-cluster = "c"
-account = "a"
-user = "ben"
-"""
+POLICY = site_policy(
+    {"a": ["ann", "ben"]}, cluster="c", partition="p", billing=None, half_life_s=3600
+)
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 
 

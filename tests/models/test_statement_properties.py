@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import polars as pl
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -15,6 +16,7 @@ from models.ledger import empty_ledger, ledger_view, next_period, to_freeze
 from models.policy import load_policy_text
 from models.statement import Statement
 from models.statements import build_statement
+from tests.strategies import examples
 
 POLICY = load_policy_text(
     """
@@ -108,7 +110,7 @@ def statements(view: pl.DataFrame, closed: set[str]) -> dict[str, Statement]:
     }
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(spec=runs_strategy)
 def test_totals_are_sums_of_lines_and_balances_chain(
     spec: list[tuple[str, str, int, int, int, int, str]],
@@ -138,7 +140,8 @@ def test_totals_are_sums_of_lines_and_balances_chain(
     )
 
 
-@settings(max_examples=30, deadline=None)
+@pytest.mark.slow
+@settings(max_examples=examples(30), deadline=None)
 @given(first=runs_strategy, later=runs_strategy)
 def test_closing_freezes_a_period_and_later_runs_become_adjustments(
     first: list[tuple[str, str, int, int, int, int, str]],

@@ -10,7 +10,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from models.errors import MigrationError
+from models.errors import MigrationError, StoreError
 from models.frames import QUARANTINE, RUNS, STEPS, conform
 from models.policy import Association, Cluster, Policy
 from models.store import (
@@ -109,7 +109,7 @@ def test_rows_survive_the_round_trip_with_their_types(tmp_path):
 def test_a_failed_batch_leaves_nothing(tmp_path):
     con = open_store(tmp_path / "s.duckdb")
     broken = _runs(["a"]).with_columns(cluster=pl.lit(None, pl.String))  # NOT NULL violated
-    with pytest.raises(Exception, match="could not store the batch"):
+    with pytest.raises(StoreError, match="could not store the batch"):
         _load(con, broken)
     assert read_runs(con).height == 0
     assert con.execute("SELECT count(*) FROM ingest_batches").fetchall()[0][0] == 0

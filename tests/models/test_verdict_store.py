@@ -23,6 +23,7 @@ from models.store.verdicts import (
     refresh_verdicts,
 )
 from models.verdict_audit import ROW_FIELDS, verdict_rows_sha256, verdict_rows_sha256_reference
+from tests.strategies import examples
 
 POLICY = """
 [[clusters]]
@@ -185,7 +186,7 @@ def test_rows_hash_is_the_documented_serialisation() -> None:
     assert verdict_rows_sha256(rows.head(0)) == hashlib.sha256(b"").hexdigest()
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(
     st.lists(
         st.tuples(st.text(min_size=1), st.one_of(st.none(), st.text()), st.text()),

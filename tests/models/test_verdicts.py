@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from models.hostlist import expand_hostlist
 from models.policy import Policy, load_policy_text
 from models.verdicts import RUN_COLUMNS, VERDICTS, run_verdicts
+from tests.strategies import examples
 
 POLICY = """
 [[clusters]]
@@ -327,7 +328,7 @@ SECURE = expand_hostlist("sec[01-12]")
 UNCERTIFIED = expand_hostlist("sx[1-3]")
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(
     nodes=st.lists(st.sampled_from(SECURE), min_size=1, max_size=8, unique=True),
     extra=st.sampled_from(UNCERTIFIED),

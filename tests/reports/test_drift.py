@@ -196,6 +196,7 @@ def _cli(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_the_drift_command_exit_status(tmp_path: Path) -> None:
     capture = GOLDEN / "real_slurm_nodecay"
     db = tmp_path / "site.duckdb"

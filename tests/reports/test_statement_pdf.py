@@ -101,6 +101,7 @@ def test_pdf_says_why_there_is_no_run_out_date(name: str, note: str, tmp_path: P
     assert line.split(maxsplit=2)[-1].strip() == note
 
 
+@pytest.mark.slow
 def test_pdf_page_image_is_not_blank_and_draws_the_burndown(tmp_path: Path) -> None:
     ink, blue = _inked(_page_image(_pdf(small_statement(), tmp_path), tmp_path))
     assert ink > 0.02

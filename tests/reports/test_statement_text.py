@@ -1,6 +1,6 @@
 """Golden CSV and JSON statements, and the properties of the CSV a finance system relies on.
 
-``FAIRLEDGER_REGEN_GOLDEN=1`` rewrites the golden files (then read the diff: every number is
+``pytest --update-golden`` rewrites the golden files (then read the diff: every number is
 derived by hand in ``tests/golden/statements/README.md``).
 """
 
@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import re
 from collections.abc import Callable
 from decimal import Decimal
@@ -34,10 +33,10 @@ def _golden_name(name: str, fmt: str, itemise: bool) -> str:
 
 
 @pytest.mark.parametrize(("name", "fmt", "itemise"), CASES)
-def test_text_forms_match_golden(name: str, fmt: str, itemise: bool) -> None:
+def test_text_forms_match_golden(name: str, fmt: str, itemise: bool, update_golden: bool) -> None:
     rendered = render(ALL[name](), fmt, itemise=itemise)
     expected = GOLDEN / _golden_name(name, fmt, itemise)
-    if os.environ.get("FAIRLEDGER_REGEN_GOLDEN") == "1":
+    if update_golden:
         expected.write_bytes(rendered)
         pytest.skip(f"regenerated {expected}")
     assert rendered.decode("utf-8") == expected.read_text(encoding="utf-8")

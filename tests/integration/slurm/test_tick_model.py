@@ -40,6 +40,7 @@ from models.decay_ticks import (
 from models.errors import ParseError
 from models.policy import Decay
 from reports.sshare import build_sshare
+from tests.strategies import examples
 
 RECORDED = Path(__file__).resolve().parent / "recorded" / "decay"
 T0 = datetime(2026, 11, 29, 0, 0, tzinfo=UTC)
@@ -123,7 +124,7 @@ runs_strategy = st.lists(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(
     runs=runs_strategy,
     first=st.integers(0, 40),
@@ -188,7 +189,7 @@ def test_a_usage_reset_zeroes_what_came_before_its_first_tick() -> None:
     assert got.get_column("raw_usage").to_list() == [90.0]
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(runs=runs_strategy, since=st.integers(0, 59))
 def test_the_continuous_model_stays_within_the_derived_bound(runs: list[Run], since: int) -> None:
     ticks = [at(60 * k) for k in range(12)]
