@@ -31,9 +31,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ingest.sources.sacct import SACCT_FORMAT  # noqa: E402
-from models.hostlist import compress_hostlist  # noqa: E402
-from models.policy import (  # noqa: E402
+from ingest.sources.sacct import SACCT_FORMAT
+from models.hostlist import compress_hostlist
+from models.policy import (
     Association,
     Cluster,
     Partition,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -125,9 +125,9 @@ def test_policy_change_recomputes_keeps_history_and_audit_hashes_match(site: Sit
         "id": "NEW-1",
         "funder": "test",
         "budget": "1",
-        "start": str(date.today() - timedelta(days=1)),
-        "end": str(date.today() + timedelta(days=30)),
-        "members": [{"account": "nobody-here", "start": str(date.today())}],
+        "start": str(datetime.now(UTC).date() - timedelta(days=1)),
+        "end": str(datetime.now(UTC).date() + timedelta(days=30)),
+        "members": [{"account": "nobody-here", "start": str(datetime.now(UTC).date())}],
     }
     added = site.server.request("POST", "/v1/grants", token=site.tokens["admin"], json=grant)
     assert added.status_code == 201, added.text

@@ -132,7 +132,7 @@ def test_refunds_and_manual_adjustments_need_a_reason_and_name_the_author(
         post_entry(
             con, grant_id="G-PHYS", amount=None, reason=" ", author="x", now=CLOSE_OCT, run_key=key
         )
-    entry, period, amount = post_entry(
+    _entry, period, amount = post_entry(
         con,
         grant_id="G-PHYS",
         amount=None,
@@ -169,7 +169,7 @@ def test_refunds_and_manual_adjustments_need_a_reason_and_name_the_author(
 
 def test_periods_close_in_order_only_once_and_only_when_ended(tmp_path: Path) -> None:
     con = small_site(tmp_path / "site.duckdb")
-    with pytest.raises(PeriodClosed, match="2026-10 has charges|close it first"):
+    with pytest.raises(PeriodClosed, match=r"2026-10 has charges|close it first"):
         close_period(
             con, "2026-11", actor="f", now=datetime(2026, 12, 2, tzinfo=UTC), render_all=fast_render
         )

@@ -157,7 +157,7 @@ def test_every_route_declares_the_expected_roles() -> None:
 
 
 @pytest.mark.parametrize("caller", CALLERS)
-@pytest.mark.parametrize("method,path", sorted(ROUTES), ids=lambda v: str(v))
+@pytest.mark.parametrize(("method", "path"), sorted(ROUTES), ids=lambda v: str(v))
 def test_role_matrix(site: Site, method: str, path: str, caller: str) -> None:
     access = ROUTES[(method, path)]
     answer = _call(site, method, path, caller)
@@ -222,7 +222,7 @@ def test_viewer_sees_only_its_accounts_subtree(site: Site) -> None:
 
 
 @pytest.mark.parametrize(
-    "method,path,status",
+    ("method", "path", "status"),
     [
         ("GET", "/v1/nowhere", 404),
         ("POST", "/v1/factors", 405),

@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))
 
-from live_server import LiveServer, demo_store, live_server, wait_until  # noqa: E402
+from live_server import LiveServer, demo_store, live_server, wait_until
 
 VIEWER_ACCOUNTS = ["physics"]
 VIEWER_SEES = {"physics", "physics-lab", "physics-hpc"}  # physics and the accounts below it

@@ -29,7 +29,7 @@ class Slurmrestd:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+            def do_GET(self) -> None:
                 parts = urlsplit(self.path)
                 outer.requests.append(
                     {"path": parts.path, "query": parse_qs(parts.query), "raw": parts.query,

@@ -175,4 +175,4 @@ def test_sigkill_at_random_points_loses_nothing_and_doubles_nothing(tmp_path: Pa
     assert quarantine.height == bad.height
     assert quarantine.sort("raw", "field").equals(bad.sort("raw", "field"))
     assert in_flight >= KILLS // 4, f"only {in_flight} kills hit a batch being written"
-    print(f"{KILLS} kills, {in_flight} during a batch, {elapsed:.1f} s")
+    print(f"{KILLS} kills, {in_flight} during a batch, {elapsed:.1f} s")  # noqa: T201 - with -s

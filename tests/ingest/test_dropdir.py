@@ -142,7 +142,7 @@ def test_jsonl_with_bad_lines_lands_the_good_ones(tmp_path: Path, store: StoreHa
 
 
 @pytest.mark.parametrize(
-    "fmt,sample",
+    ("fmt", "sample"),
     [
         ("pbs", SAMPLES / "pbs" / "input" / "accounting-logs.log"),
         ("lsf", SAMPLES / "lsf" / "input" / "accounting-logs.log"),

@@ -74,7 +74,7 @@ def test_pasted_toml_is_a_valid_policy_registry() -> None:
 
 
 @pytest.mark.parametrize(
-    "gres,model",
+    ("gres", "model"),
     [
         ("gpu:a100:4(S:0-1)", "a100"),
         ("gpu:4", None),

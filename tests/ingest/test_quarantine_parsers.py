@@ -41,7 +41,7 @@ JSONL = json.dumps(
         "end_at": "2025-03-01T11:00:00Z",
         "state": "COMPLETED",
         "alloc_cpus": 8,
-    }  # fmt: skip
+    }
 )
 
 

@@ -23,6 +23,7 @@ table is the same whatever the order, and its content is one of the newest.
 
 from __future__ import annotations
 
+import itertools
 import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -235,7 +236,7 @@ def split(draw: st.DrawFn, stream: list[Delivery]) -> list[list[Delivery]]:
         draw(st.sets(st.integers(min_value=1, max_value=max(1, len(stream) - 1)), max_size=6))
     )
     bounds = [0, *(c for c in cuts if c < len(stream)), len(stream)]
-    return [stream[a:b] for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
+    return [stream[a:b] for a, b in itertools.pairwise(bounds) if b > a]
 
 
 def by_time(draw: st.DrawFn, stream: list[Delivery]) -> list[list[Delivery]]:

@@ -229,7 +229,7 @@ def test_each_later_pull_overlaps_the_last_window_by_the_lookback(
     clock.advance(300)
     fake.answer(jobs("1", "2"))
     second = pull(src, store, clock)
-    first_call, second_call = fake.calls()
+    _first_call, second_call = fake.calls()
     assert option(second_call, "starttime") == "2026-11-20T11:00:00"  # T0 - 1 h
     assert option(second_call, "endtime") == "2026-11-20T12:05:00"
     assert second.summary is not None

@@ -116,8 +116,9 @@ texts = utf8_text(max_size=12)
                 "nodes": st.none() | st.lists(texts, max_size=3),
                 "start_at": st.none()
                 | st.datetimes(
-                    min_value=datetime(1970, 1, 1),
-                    max_value=datetime(2200, 1, 1),
+                    # Hypothesis bounds are naive; timezones= makes the values aware
+                    min_value=datetime(1970, 1, 1),  # noqa: DTZ001
+                    max_value=datetime(2200, 1, 1),  # noqa: DTZ001
                     timezones=st.just(UTC),
                 ),
                 "elapsed_s": st.none() | st.integers(-(2**63), 2**63 - 1),

@@ -45,7 +45,7 @@ def test_every_users_path_holds_the_factors_values(lab: Lab) -> None:
             runs, policy, cluster="lab", account=account, user=user, as_of=as_of, target=0.0
         )
         assert found.fairshare == rows[(account, user)]["fairshare"]
-        assert [(lv.account, lv.user) for lv in found.path][0] == ("root", "")
+        assert next((lv.account, lv.user) for lv in found.path) == ("root", "")
         assert (found.path[-1].account, found.path[-1].user) == (account, user)
         for level in found.path:
             row = rows[(level.account, level.user)]

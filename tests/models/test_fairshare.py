@@ -118,7 +118,7 @@ def test_lft_order_falls_back_to_name_order_without_lft():
 def test_usage_of_an_unknown_association_is_refused_or_split_off():
     assocs = _assocs(ROOT, _account("A", "root"), _user("A", "x"))
     usage = _usage(("c", "A", "x", 1.0), ("c", "A", "ghost", 2.0), ("other", "A", "x", 3.0))
-    with pytest.raises(UnknownAssociation, match="c/A/ghost.*other/A/x"):
+    with pytest.raises(UnknownAssociation, match=r"c/A/ghost.*other/A/x"):
         fair_tree_factors(assocs, usage, fairshare=FairShare())
     with pytest.raises(UnknownAssociation):
         classic_factors(assocs, usage, fairshare=FairShare())

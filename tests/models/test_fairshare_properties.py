@@ -1,4 +1,5 @@
-"""Invariants of DESIGN.md, held by property tests over random trees, usage, runs and weights.
+"""The fair-share invariants (docs/fairshare.md), held by property tests over random trees,
+usage, runs and weights.
 
 Every factor is in [0, 1]; scaling all shares or all usage by k > 0 changes nothing; more usage
 never raises one's own factor; decaying by t1 then t2 equals decaying by t1 + t2; billing is

@@ -66,7 +66,7 @@ def test_errors_name_the_field(change, message):
 
 
 def test_not_toml_is_reported_with_its_origin():
-    with pytest.raises(PolicyError, match="site.toml: not valid TOML"):
+    with pytest.raises(PolicyError, match=r"site\.toml: not valid TOML"):
         load_policy_text("[[clusters]\n", origin="site.toml")
 
 

@@ -54,7 +54,7 @@ start = 2026-01-01
 
 
 @pytest.mark.parametrize(
-    "extra,message",
+    ("extra", "message"),
     [
         (
             '[[compliance.certifications]]\nid = "c"\nregime = "gdpr"\ncluster = "hpc"\n'

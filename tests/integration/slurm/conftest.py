@@ -174,7 +174,7 @@ def slurm_lab() -> Iterator[LabRun]:
         if guard.stopped_cleanly:
             shutil.rmtree(state, ignore_errors=True)
         else:
-            print(f"real Slurm lab left in {state} (a daemon did not stop)", file=sys.stderr)
+            print(f"real Slurm lab left in {state} (a daemon did not stop)", file=sys.stderr)  # noqa: T201
 
 
 @pytest.fixture(scope="session")

@@ -181,7 +181,7 @@ def live(slurm_lab: LabRun) -> Iterator[LivePulls]:
     (keep / "json_commands.txt").write_text(
         f"{outputs['text_argv']}\n{outputs['sacct_json_argv']}\n", encoding="utf-8"
     )
-    yield pulls
+    return pulls
 
 
 def _live_text(pulls: LivePulls) -> SacctBatch:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import socket
 import time
 from collections.abc import Callable
@@ -172,7 +173,7 @@ def test_decay_continuous_model_within_the_derived_bound(
     }
     slurm_usage = assoc_mgr_usage(capture.text("assoc_mgr.txt"))
     ticks = parse_slurmctld_log(capture.text("slurmctld.log")).ticks
-    interval = max((b - a).total_seconds() for a, b in zip(ticks, ticks[1:], strict=False))
+    interval = max((b - a).total_seconds() for a, b in itertools.pairwise(ticks))
     since = (capture.as_of - capture.tick).total_seconds()
     policy = load_policy(site.dir / "policy.toml")
     low, high = continuous_bound(policy.decay, tick_interval_s=interval, since_tick_s=since)
@@ -185,7 +186,7 @@ def test_decay_continuous_model_within_the_derived_bound(
         r_low, r_high = ours[key] / (slurm + 0.005), ours[key] / max(slurm - 0.005, 1e-9)
         ratios[key] = ours[key] / slurm
         assert low - 1e-9 <= r_high and r_low <= high + 1e-9, (key, ours[key], slurm, low, high)
-    code, table = _drift(
+    _code, table = _drift(
         site, "--sshare", str(capture.dir / "sshare.txt"), "--as-of", capture.as_of_text
     )
     summary = (
@@ -240,7 +241,7 @@ def test_push_slurm_changes_a_pending_jobs_site_factor_and_priority(
             time.sleep(0.5)
             try:
                 before = _sprio(site, job)
-            except Exception:  # noqa: BLE001 - not listed until its priority is set
+            except Exception:
                 before = {}
         assert before.get("SITE") == 0, before
         pushed = site.fl("push-slurm").stdout
