@@ -13,7 +13,7 @@ from fastapi import Depends, Request
 
 from api.auth import Principal
 from api.service import Service
-from models.snapshots import FactorSnapshot
+from models.fairshare.snapshots import FactorSnapshot
 
 
 async def _service(request: Request) -> Service:

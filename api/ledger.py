@@ -1,7 +1,7 @@
 """Money at the edge: read the store, charge the runs, build statements, close periods.
 
 The CLI and the HTTP routes both go through here; the computation itself is pure
-(``models.charges``, ``models.ledger``, ``models.statements``).
+(``models.money.charges``, ``models.money.ledger``, ``models.money.statement_builder``).
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ from decimal import Decimal
 
 import polars as pl
 
-from models.charges import CHARGE_RUN_COLUMNS, Charges, charge_runs, recharge
 from models.errors import InvalidRequest, PeriodClosed, PolicyError, UnknownGrant
-from models.grants import Grant, period_bounds, period_of
-from models.ledger import ledger_view, next_period, to_freeze
+from models.money.charges import CHARGE_RUN_COLUMNS, Charges, charge_runs, recharge
+from models.money.grants import Grant, period_bounds, period_of
+from models.money.ledger import ledger_view, next_period, to_freeze
+from models.money.statement import Statement
+from models.money.statement_builder import build_statement
 from models.policy import Policy
-from models.statement import Statement
-from models.statements import build_statement
 from models.store import Connection, read_active_policy, read_runs
 from models.store.ledger import (
     ClosedPeriod,
@@ -45,8 +45,8 @@ class LedgerState:
 
     policy_version: int
     policy: Policy
-    view: pl.DataFrame  # models.ledger.LEDGER
-    unbilled: pl.DataFrame  # models.charges.UNBILLED
+    view: pl.DataFrame  # models.money.ledger.LEDGER
+    unbilled: pl.DataFrame  # models.money.charges.UNBILLED
     closed: dict[str, ClosedPeriod]
     closed_policies: dict[int, Policy]  # the policy versions closed periods were closed under
     last_closed: str | None
@@ -80,7 +80,7 @@ class LedgerState:
 class ChargeCache:
     """The charges of the stored runs under one policy version (charging every run is the
     costly part of a statement: ~4 s at 1M runs, ~40 s at 10M). After batches land only the
-    jobs they touched are charged again, their runs read back (``models.charges.recharge``); a
+    jobs they touched are charged again, their runs read back (``models.money.charges.recharge``); a
     new policy version charges every run again. The ledger view on top of the charges is
     rebuilt per request. ``last_charged`` is how many runs the last update charged."""
 

@@ -32,7 +32,7 @@ from api.routes import ROUTERS, route_access
 from api.service import Service
 from api.settings import Delivery, Settings
 from ingest.scheduler import add_drop_dir_jobs, add_ingest_jobs, add_reconcile_jobs
-from models.snapshots import FactorSnapshot
+from models.fairshare.snapshots import FactorSnapshot
 from models.store.handle import StoreHandle
 
 log = logging.getLogger("fairledger.api")

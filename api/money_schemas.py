@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from pydantic import BaseModel, Field
 
-from models.grants import Grant
+from models.money.grants import Grant
 from models.store.ledger import ClosedPeriod
 
 

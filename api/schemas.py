@@ -1,8 +1,8 @@
 """The public contract of the HTTP API: every response body's shape.
 
-Factor bodies are sent as pre-serialised bytes (see ``models.snapshots``); these models describe
-them in the OpenAPI document and are what a client can validate against. Non-finite floats are
-the strings ``"inf"``, ``"-inf"``, ``"nan"``.
+Factor bodies are sent as pre-serialised bytes (see ``models.fairshare.snapshots``); these models
+describe them in the OpenAPI document and are what a client can validate against. Non-finite floats
+are the strings ``"inf"``, ``"-inf"``, ``"nan"``.
 """
 
 from __future__ import annotations

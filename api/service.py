@@ -32,15 +32,15 @@ from api.schemas import (
     StatusPublic,
 )
 from api.settings import Settings
-from models.fairshare import compute_factors
-from models.frames import FACTORS, conform
-from models.snapshots import (
+from models.fairshare.factors import compute_factors
+from models.fairshare.snapshots import (
     FactorSnapshot,
     SnapshotMeta,
     accounts_within,
     build_snapshot,
     scoped_snapshot,
 )
+from models.frames import FACTORS, conform
 from models.store import PolicyVersion, read_active_policy, read_runs, read_source_states
 from models.store.handle import StoreHandle
 from models.store.snapshots import (

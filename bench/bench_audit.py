@@ -24,7 +24,7 @@ import polars as pl
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from models.audit_records import RECORD_COLUMNS  # noqa: E402
+from models.audit.records import RECORD_COLUMNS  # noqa: E402
 from models.frames import QUARANTINE, RUNS, STEPS, conform  # noqa: E402
 from models.store import open_store, write_batch  # noqa: E402
 from models.store.audit_verify import verify_store  # noqa: E402

@@ -46,7 +46,7 @@ sys.path.insert(0, str(ROOT))
 from api.auth import Role, create_token  # noqa: E402
 from api.service import Service  # noqa: E402
 from api.settings import Settings  # noqa: E402
-from models.fairshare import compute_factors  # noqa: E402
+from models.fairshare.factors import compute_factors  # noqa: E402
 from models.frames import QUARANTINE, RUNS, STEPS, conform  # noqa: E402
 from models.policy import Association, Cluster, Partition, Policy  # noqa: E402
 from models.store import (  # noqa: E402

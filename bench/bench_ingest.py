@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from ingest.load import CHUNK_LINES, load_sacct_file  # noqa: E402
-from models.fairshare import compute_factors  # noqa: E402
+from models.fairshare.factors import compute_factors  # noqa: E402
 from models.policy import load_policy  # noqa: E402
 from models.store import Connection, open_store, read_runs, write_policy  # noqa: E402
 

@@ -18,11 +18,11 @@ from decimal import Decimal
 
 import polars as pl
 
-from models.charges import CHARGE_RUNS, charge_runs, recharge
-from models.grants import Grant, GrantMember, Rate, RateCard
-from models.ledger import empty_ledger, ledger_view
+from models.money.charges import CHARGE_RUNS, charge_runs, recharge
+from models.money.grants import Grant, GrantMember, Rate, RateCard
+from models.money.ledger import empty_ledger, ledger_view
+from models.money.statement_builder import build_statement
 from models.policy import Cluster, Policy
-from models.statements import build_statement
 from reports.statements import FORMATS, render, render_all
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -159,7 +159,7 @@ def main() -> None:
     incremental = time.perf_counter() - t
     print(
         f"after a batch of {batch.height:,} new jobs: charging every run again {everything:.2f} s,"
-        f" the cache's update (models.charges.recharge) {incremental:.2f} s"
+        f" the cache's update (models.money.charges.recharge) {incremental:.2f} s"
     )
 
     one = synthetic_runs(args.grant_runs, accounts=1, seed=2)

@@ -130,7 +130,7 @@ def phase_recompute(store: Path, *, lean: bool = False) -> dict[str, Any]:
     ``compute_factors`` over every run of the store."""
     from datetime import UTC, datetime
 
-    from models.fairshare import compute_factors
+    from models.fairshare.factors import compute_factors
     from models.store import open_store, read_active_policy, read_runs
     from models.store.runs import FACTOR_COLUMNS, USAGE_COLUMNS
 

@@ -24,7 +24,7 @@ from decimal import Decimal
 
 import polars as pl
 
-from models.statement import (
+from models.money.statement import (
     BURNDOWN_COLUMNS,
     CHARGE_COLUMNS,
     MONEY,

@@ -14,7 +14,7 @@ the process's CPU seconds, which other load on the machine inflates less), runs/
 checks/s, and the ratio to a baseline measured on the same frames in the same process: a plain
 polars explode of the node lists joined to the inventory and counted per run (the least any
 per-node check has to do). Also times the audit-log hash of the verdict rows
-(``models.verdict_audit``), which a stored batch adds.
+(``models.compliance.verdict_audit``), which a stored batch adds.
 """
 
 from __future__ import annotations
@@ -30,10 +30,10 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from models.compliance.registry import inventory_frame
+from models.compliance.verdict_audit import verdict_rows_sha256
+from models.compliance.verdicts import run_verdicts
 from models.policy import Policy
-from models.registry import inventory_frame
-from models.verdict_audit import verdict_rows_sha256
-from models.verdicts import run_verdicts
 
 POLICY = {
     "clusters": [

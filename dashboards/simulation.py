@@ -1,5 +1,5 @@
 """The what-if chart: each user's fair-share factor under the active and the other policy, and
-each grant's charges under both (``models.simulate``'s tables, already aggregated)."""
+each grant's charges under both (``models.fairshare.simulate``'s tables, already aggregated)."""
 
 from __future__ import annotations
 

@@ -189,7 +189,7 @@ COMPLIANCE_STATUS: dict[str, pl.DataType] = {
 
 def compliance_status(verdicts: pl.DataFrame) -> pl.DataFrame:
     """Return how many runs of each grant got each verdict, by deciding rule
-    (``COMPLIANCE_STATUS``), from ``models.verdicts.VERDICTS`` rows."""
+    (``COMPLIANCE_STATUS``), from ``models.compliance.verdicts.VERDICTS`` rows."""
     counted = (
         verdicts.with_columns(pl.col("rule").fill_null(""))
         .group_by("grant_id", "regime", "verdict", "rule")

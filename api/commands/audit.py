@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from api.commands.context import store_of
-from models.audit_verify import VerifyReport
+from models.audit.verify import VerifyReport
 
 
 def _print_report(report: VerifyReport, *, what: str, as_json: bool) -> None:
@@ -65,7 +65,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Recompute the chain and the record hashes; exit 1 naming the first mismatch."""
         if bundle is not None:
-            from models.audit_bundle import unzip_files, verify_bundle
+            from models.audit.bundle import unzip_files, verify_bundle
 
             try:
                 files = unzip_files(bundle.read_bytes())
@@ -104,7 +104,7 @@ def register(app: typer.Typer) -> None:
     @group.command("head")
     def audit_head(ctx: typer.Context) -> None:
         """Print the head of the audit log (seq, entry hash, time): record it externally."""
-        from models.audit_chain import format_time
+        from models.audit.chain import format_time
         from models.store.audit import read_audit_head
 
         with store_of(ctx) as con:

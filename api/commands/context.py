@@ -51,7 +51,7 @@ def parse_as_of(text: str | None) -> datetime:
 def current_factors(ctx: typer.Context, as_of: datetime) -> tuple[pl.DataFrame, str]:
     """Return the ``FACTORS`` frame of the active policy and stored runs at ``as_of``, and the
     policy's fair-share algorithm."""
-    from models.fairshare import compute_factors
+    from models.fairshare.factors import compute_factors
     from models.store import read_active_policy, read_runs
 
     with store_of(ctx) as con:

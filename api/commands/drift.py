@@ -4,7 +4,7 @@ A site runs it to see whether fairledger and slurmctld agree: against a saved
 ``sshare -a -l -P`` (``--sshare FILE``) or the live one (``--live``), with the usage decayed
 continuously (the policy's model) or, given the times slurmctld's decay thread ran
 (``--slurmctld-log`` or ``--ticks``), with Slurm's own per-tick discretisation
-(``models.decay_ticks``). Exit status 0 within tolerance, 4 outside it (1 error, 2 usage).
+(``models.fairshare.decay_ticks``). Exit status 0 within tolerance, 4 outside it (1 error, 2 usage).
 """
 
 from __future__ import annotations
@@ -109,7 +109,11 @@ def register(app: typer.Typer) -> None:
         """
         from ingest.sources.sacct import subprocess_runner
         from ingest.sources.sshare import parse_sshare, shows_level_fs
-        from models.decay_ticks import order_ends_after_ticks, parse_slurmctld_log, tick_factors
+        from models.fairshare.decay_ticks import (
+            order_ends_after_ticks,
+            parse_slurmctld_log,
+            tick_factors,
+        )
         from models.store import read_active_policy, read_runs
         from models.store.runs import USAGE_COLUMNS
         from reports.drift import (

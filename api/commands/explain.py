@@ -16,7 +16,7 @@ import typer
 
 from api.commands.context import parse_as_of, store_of
 from models.errors import FairledgerError, UnknownAssociation
-from models.explain import Explanation, Neighbour
+from models.fairshare.explain import Explanation, Neighbour
 from models.policy import Policy
 
 
@@ -130,7 +130,7 @@ def register(app: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Explain a user's factor: path from root, rank, neighbours, top runs, recovery."""
-        from models.explain import explain_association
+        from models.fairshare.explain import explain_association
 
         policy, runs = _read(ctx)
         where, acct = pick_association(policy, user, cluster, account)
@@ -158,8 +158,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Compare each association's usage, factor, rank and charges, and each grant's charges,
         under the loaded and another policy."""
+        from models.fairshare.simulate import grant_changes, simulate
         from models.policy import load_policy
-        from models.simulate import grant_changes, simulate
 
         current, runs = _read(ctx)
         other = load_policy(policy)

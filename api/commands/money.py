@@ -17,7 +17,7 @@ import typer
 from api.commands.context import store_of
 from api.ledger import HASHED_FORMATS, LedgerState, close_period, load_ledger, post_entry, statement
 from models.errors import FairledgerError
-from models.quotes import quote_run
+from models.money.quotes import quote_run
 
 
 class StatementFormat(StrEnum):

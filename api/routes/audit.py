@@ -12,8 +12,8 @@ from pydantic import BaseModel
 from api.auth import ADMIN, AUDITOR, require
 from api.deps import ServiceDep
 from api.schemas import Problem
-from models.audit_chain import AuditEntry
-from models.grants import period_bounds
+from models.audit.chain import AuditEntry
+from models.money.grants import period_bounds
 from models.store.audit import count_audit_entries, read_audit_entries, read_audit_head
 from models.store.audit_bundle import build_bundle
 

@@ -20,7 +20,7 @@ from api.deps import ServiceDep
 from api.errors import NotReady
 from api.schemas import Problem
 from api.service import Service
-from models.grants import Grant
+from models.money.grants import Grant
 from models.store import read_active_policy
 from models.store.verdicts import (
     read_grant_summary,

@@ -27,11 +27,11 @@ from dashboards.export import chart_png, chart_svg, vega_bundle
 from dashboards.pages import BUNDLE_PATH, PAGES, index_html, page_html
 from models.dashboard_data import ingest_daily, ingest_table, share_level
 from models.errors import UnknownAssociation
-from models.snapshots import accounts_within
+from models.fairshare.snapshots import accounts_within
+from models.fairshare.usage_series import SeriesBy, Step, bucket_count, runs_within, usage_series
 from models.store import read_source_states
 from models.store.dashboard_reads import read_ingest_batches, read_runs_overlapping
 from models.store.status import read_batch_totals
-from models.usage_series import SeriesBy, Step, bucket_count, runs_within, usage_series
 
 router = APIRouter(tags=["dashboards"])
 

@@ -1,10 +1,10 @@
 """Grant dashboards' chart routes: burn-down with forecast, and compliance status per grant.
 
-The burn-down is the grant's statement's (``api.ledger.load_ledger``, ``models.statements``);
-the compliance chart counts the current verdicts the server stores after each recompute
-(``models.store.verdicts``). ``?format=png|svg`` as for every chart. A viewer sees the
-burn-down of the grants its accounts (or accounts below them) charge to, as the grant's whole
-balance; compliance has the roles of ``/v1/compliance`` (no viewers).
+The burn-down is the grant's statement's (``api.ledger.load_ledger``,
+``models.money.statement_builder``); the compliance chart counts the current verdicts the server
+stores after each recompute (``models.store.verdicts``). ``?format=png|svg`` as for every chart. A
+viewer sees the burn-down of the grants its accounts (or accounts below them) charge to, as the
+grant's whole balance; compliance has the roles of ``/v1/compliance`` (no viewers).
 """
 
 from __future__ import annotations
@@ -22,13 +22,13 @@ from api.errors import NotReady
 from api.ledger import load_ledger, statement
 from api.routes.dashboards import CHART_ERRORS, Format, chart_response
 from dashboards.charts import burndown_chart, compliance_chart
+from models.compliance.verdicts import VERDICTS
 from models.dashboard_data import burndown_points, compliance_status
 from models.errors import UnknownGrant
 from models.frames import conform
-from models.grants import Grant, period_of
+from models.money.grants import Grant, period_of
 from models.store import read_active_policy, read_runs
 from models.store.verdicts import read_grant_verdicts, read_latest_verdict_batch
-from models.verdicts import VERDICTS
 
 router = APIRouter(tags=["dashboards"])
 

@@ -39,8 +39,8 @@ from api.money_schemas import (
 from api.schemas import Problem
 from api.service import Service
 from models.errors import Conflict, InvalidRequest, UnknownGrant
-from models.grants import Grant
-from models.quotes import quote_run
+from models.money.grants import Grant
+from models.money.quotes import quote_run
 from models.store import read_active_policy, write_policy
 from models.store.ledger import read_statement_hashes, read_statement_makers
 

@@ -23,9 +23,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 
+from models.compliance.registry import InventoryEntry
 from models.errors import ParseError
 from models.hostlist import compress_hostlist, expand_hostlist
-from models.registry import InventoryEntry
 
 _PAIR = re.compile(r'([A-Za-z][A-Za-z0-9_.]*)=(?:"([^"]*)"|(\S*))')
 _SCONTROL_HINT = re.compile(r"(?m)\b(?:Partitions|CPUTot|CPUAlloc)=")

@@ -8,7 +8,7 @@ rolls back) with the change it records:
     append_audit(con, kind="period_close", actor="admin:alice", payload={...})
     con.execute("COMMIT")
 
-Nothing here updates or deletes an entry. ``models.audit_chain`` holds the hashing rules.
+Nothing here updates or deletes an entry. ``models.audit.chain`` holds the hashing rules.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 
 import duckdb
 
-from models.audit_chain import GENESIS, AuditEntry, new_entry
+from models.audit.chain import GENESIS, AuditEntry, new_entry
 
 _COLUMNS = 'seq, "at", kind, actor, payload, payload_sha256, prev_sha256, entry_sha256'
 

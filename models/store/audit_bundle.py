@@ -1,8 +1,8 @@
-"""Reading what an audit bundle of a grant and period holds (``models.audit_bundle`` builds it).
+"""Reading what an audit bundle of a grant and period holds (``models.audit.bundle`` builds it).
 
 The grant's runs in the period are the current runs whose ``end_at`` falls in the period and
 whose account charges to the grant at that time under the active policy
-(``models.grants.assign_grants``): the charging rule's default, end time.
+(``models.money.grants.assign_grants``): the charging rule's default, end time.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from models.audit_bundle import BundleInputs, bundle_files, zip_bytes
-from models.grants import assign_grants, period_bounds
+from models.audit.bundle import BundleInputs, bundle_files, zip_bytes
+from models.money.grants import assign_grants, period_bounds
 from models.store.audit import read_audit_entries
 from models.store.audit_records import read_record_lines
 from models.store.policies import read_active_policy

@@ -1,6 +1,6 @@
 """Record lines and record hashes of stored run versions, computed in DuckDB.
 
-The SQL below writes the same bytes as ``models.audit_records.record_line`` (the documented
+The SQL below writes the same bytes as ``models.audit.records.record_line`` (the documented
 algorithm, in plain Python); tests compare the two on awkward values. A run version's batch is
 ``batch_id`` in ``runs`` (current content) or ``run_history`` (earlier content): the batch that
 first stored that content.
@@ -13,8 +13,8 @@ from collections.abc import Mapping, Sequence
 import duckdb
 import polars as pl
 
-from models.audit_chain import AuditEntry
-from models.audit_records import (
+from models.audit.chain import AuditEntry
+from models.audit.records import (
     RECORD_COLUMNS,
     RECORD_FORMAT,
     Kind,

@@ -2,7 +2,7 @@
 
 Three layers, each naming what does not match:
 
-1. the chain (``models.audit_chain.verify_chain``) over every entry in seq order;
+1. the chain (``models.audit.chain.verify_chain``) over every entry in seq order;
 2. each run version's record hash, recomputed from ``runs`` / ``run_history``, against the hash
    recorded when its batch landed (``audit_record_hashes``): names the run and batch;
 3. each ``ingest_batch`` entry's ``records_sha256`` against the recorded hashes of its batch
@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import duckdb
 
-from models.audit_chain import verify_chain
-from models.audit_verify import Finding, VerifyReport, chain_findings, payload_findings
+from models.audit.chain import verify_chain
+from models.audit.verify import Finding, VerifyReport, chain_findings, payload_findings
 from models.store.audit import read_audit_entries
 from models.store.audit_records import aggregate_sql, record_hashes_sql
 

@@ -1,5 +1,5 @@
 """The ledger in the store: frozen lines of closed periods, people's entries, closed periods
-and the hashes of closed statements (see ``models.ledger`` for what they mean)."""
+and the hashes of closed statements (see ``models.money.ledger`` for what they mean)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import duckdb
 import polars as pl
 
 from models.errors import StoreError
-from models.ledger import LEDGER
-from models.statement import MONEY
+from models.money.ledger import LEDGER
+from models.money.statement import MONEY
 from models.store.audit import append_audit
 from models.store.db import read_frame
 

@@ -13,8 +13,8 @@ import duckdb
 import polars as pl
 
 from models.errors import StoreError
+from models.fairshare.snapshots import FactorSnapshot, SnapshotMeta, build_snapshot
 from models.frames import FACTORS, conform
-from models.snapshots import FactorSnapshot, SnapshotMeta, build_snapshot
 
 _META = (
     "snapshot_id, as_of, computed_at, policy_version, algorithm, data_watermark_batch, "

@@ -18,15 +18,15 @@ from datetime import datetime
 import duckdb
 import polars as pl
 
+from models.compliance.verdict_audit import verdict_rows_sha256
+from models.compliance.verdicts import RUN_COLUMNS, VERDICTS, run_verdicts
 from models.errors import StoreError
 from models.frames import RUNS, conform
-from models.grants import assign_grants
+from models.money.grants import assign_grants
 from models.policy import Policy
 from models.store.audit import append_audit
 from models.store.db import read_frame
 from models.store.run_changes import CHANGED_SINCE_SQL, last_change_batch
-from models.verdict_audit import verdict_rows_sha256
-from models.verdicts import RUN_COLUMNS, VERDICTS, run_verdicts
 
 # What assign_grants and run_verdicts read from a run.
 _READ = ("account", "user", *(c for c in RUN_COLUMNS if c != "grant_id"))

@@ -1,6 +1,6 @@
 """Charge-back statement renderers: one ``Statement`` → CSV, XLSX, PDF or JSON bytes.
 
-Every renderer formats the Decimals of ``models.statement.Statement`` and computes no amount;
+Every renderer formats the Decimals of ``models.money.statement.Statement`` and computes no amount;
 the same statement gives byte-identical files (layouts in docs/statements.md).
 """
 
@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from importlib.metadata import PackageNotFoundError, version
 
-from models.statement import Statement
+from models.money.statement import Statement
 from reports.statements.csv_form import render_csv
 from reports.statements.json_form import render_json
 from reports.statements.pdf_form import render_pdf

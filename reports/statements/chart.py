@@ -6,7 +6,7 @@ import altair as alt
 import polars as pl
 import vl_convert
 
-from models.statement import Statement
+from models.money.statement import Statement
 
 WIDTH = 520
 HEIGHT = 210

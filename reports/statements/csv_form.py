@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from models.statement import Statement
+from models.money.statement import Statement
 from reports.statements.cells import (
     adjustment_lines,
     charge_lines,

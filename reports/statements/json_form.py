@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 import polars as pl
 
-from models.statement import Statement
+from models.money.statement import Statement
 from reports.statements.cells import (
     adjustment_lines,
     burndown_lines,

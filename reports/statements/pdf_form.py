@@ -21,7 +21,7 @@ from pathlib import Path
 from fontTools.ttLib import TTFont
 from fpdf import FPDF
 
-from models.statement import Statement
+from models.money.statement import Statement
 from reports.statements.cells import (
     check_amounts,
     date_text,

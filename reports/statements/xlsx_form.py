@@ -21,7 +21,7 @@ import xlsxwriter
 from xlsxwriter.format import Format
 from xlsxwriter.worksheet import Worksheet
 
-from models.statement import Statement
+from models.money.statement import Statement
 from reports.statements.cells import (
     adjustment_lines,
     charge_lines,

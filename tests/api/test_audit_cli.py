@@ -14,7 +14,7 @@ import pytest
 from live_server import base_env, cli, live_server
 
 from api.auth import Role, create_token
-from models.audit_bundle import unzip_files, verify_bundle
+from models.audit.bundle import unzip_files, verify_bundle
 from models.store import open_store
 
 GRANT = "NIH-R01-GM123"  # the demo grant with a regime

@@ -17,11 +17,11 @@ from live_server import LiveServer, live_server, wait_until
 
 from api.auth import Role, create_token
 from api.demo import load_demo
-from models.audit_chain import verify_chain
+from models.audit.chain import verify_chain
+from models.compliance.verdict_audit import verdict_rows_sha256
 from models.store import open_store, read_active_policy
 from models.store.audit import read_audit_entries
 from models.store.verdicts import _runs_to_check, compute_verdicts
-from models.verdict_audit import verdict_rows_sha256
 
 GRANT = "NIH-R01-GM123"  # the demo grant with the HIPAA regime
 

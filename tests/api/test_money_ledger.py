@@ -28,8 +28,8 @@ from api.ledger import (
 )
 from ingest.load import load_sacct_file
 from models.errors import InvalidRequest, PeriodClosed, UnknownGrant
+from models.money.statement import Statement
 from models.policy import load_policy, load_policy_text
-from models.statement import Statement
 from models.store import Connection, open_store, write_policy
 from models.store.ledger import read_statement_hashes
 from reports.statements import render, render_all

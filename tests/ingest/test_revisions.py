@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from ingest.load import load_sacct_file
-from models.fairshare import compute_factors
+from models.fairshare.factors import compute_factors
 from models.policy import load_policy_text
 from models.store import open_store, read_runs
 from models.store.runs import read_run_versions

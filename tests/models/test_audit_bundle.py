@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from audit_data import build_store
 
-from models.audit_bundle import SUMS, unzip_files, verify_bundle
+from models.audit.bundle import SUMS, unzip_files, verify_bundle
 from models.store import Connection, open_store
 from models.store.audit import read_audit_head
 from models.store.audit_bundle import build_bundle

@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import pytest
 
-from models.audit_chain import (
+from models.audit.chain import (
     GENESIS,
     AuditEntry,
     canonical_json,

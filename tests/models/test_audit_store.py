@@ -13,7 +13,7 @@ from audit_data import build_store, land
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from models.audit_records import RECORD_COLUMNS, record_line, record_sha256, records_sha256
+from models.audit.records import RECORD_COLUMNS, record_line, record_sha256, records_sha256
 from models.store import Connection, open_store
 from models.store.audit import append_audit, read_audit_entries, read_audit_head
 from models.store.audit_records import read_record_hashes, read_record_lines

@@ -10,11 +10,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.charges import CHARGE_RUNS, Charges, charge_runs, recharge
 from models.errors import PolicyError
-from models.grants import RateCard
+from models.money.charges import CHARGE_RUNS, Charges, charge_runs, recharge
+from models.money.grants import RateCard
+from models.money.quotes import quote_run
 from models.policy import Policy, load_policy_text
-from models.quotes import quote_run
 from tests.strategies import examples
 
 POLICY = """

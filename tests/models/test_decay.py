@@ -8,8 +8,14 @@ from datetime import UTC, datetime, timedelta
 import polars as pl
 import pytest
 
-from models.decay import decay_rate, decayed_usage, last_reset_boundary, run_usage, tick_drift
 from models.errors import PolicyError
+from models.fairshare.decay import (
+    decay_rate,
+    decayed_usage,
+    last_reset_boundary,
+    run_usage,
+    tick_drift,
+)
 from models.frames import ASSOC_USAGE, UTC_TIME
 from models.policy import Decay
 

@@ -11,8 +11,8 @@ import pytest
 from test_golden_scenarios import _as_of, _runs, _runs_sacct
 
 from models.errors import UnknownAssociation
-from models.explain import RESOLUTION_S, explain_association, recovery_time
-from models.fairshare import compute_factors
+from models.fairshare.explain import RESOLUTION_S, explain_association, recovery_time
+from models.fairshare.factors import compute_factors
 from models.policy import Policy, load_policy, load_policy_text
 from tests.kit import site_policy
 

@@ -16,12 +16,12 @@ import polars as pl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from models.decay import decay_rate, decayed_usage
-from models.fairshare import classic_factors, fair_tree_factors
+from models.fairshare.decay import decay_rate, decayed_usage
+from models.fairshare.factors import classic_factors, fair_tree_factors
+from models.fairshare.tree import rolled_usage
+from models.fairshare.usage import usage_rates
 from models.frames import ASSOC_USAGE, ASSOCIATIONS, TRES_ITEM, UTC_TIME
 from models.policy import Cluster, Decay, FairShare, Partition, Policy, Qos
-from models.tree import rolled_usage
-from models.usage import usage_rates
 from tests.strategies import examples
 
 SETTINGS = settings(

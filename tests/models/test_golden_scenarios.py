@@ -19,7 +19,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from models.fairshare import classic_factors, compute_factors, fair_tree_factors
+from models.fairshare.factors import classic_factors, compute_factors, fair_tree_factors
 from models.frames import ASSOC_USAGE, FACTORS, TRES_ITEM, UTC_TIME
 from models.policy import Policy, load_policy
 from reports.sshare import build_sshare

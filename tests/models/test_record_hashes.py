@@ -9,7 +9,7 @@ import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.audit_records import (
+from models.audit.records import (
     EMPTY_SHA256,
     records_sha256,
     records_sha256_frame,

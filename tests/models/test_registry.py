@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 
 import pytest
 
+from models.compliance.registry import certification_frame, certified_node_frame, inventory_frame
 from models.errors import PolicyError
 from models.policy import load_policy_text
-from models.registry import certification_frame, certified_node_frame, inventory_frame
 
 BASE = """
 [[clusters]]

@@ -21,10 +21,10 @@ import polars as pl
 import pytest
 
 from ingest.load import load_sacct_file
-from models.fairshare import compute_factors
+from models.fairshare.factors import compute_factors
+from models.fairshare.usage import usage_rates
 from models.policy import load_policy_text
 from models.store import open_store, read_runs
-from models.usage import usage_rates
 from tests.kit import site_policy
 
 HEADER = (

@@ -10,8 +10,8 @@ import pytest
 from test_golden_scenarios import _runs
 
 from models.errors import PolicyError, UnknownAssociation
+from models.fairshare.simulate import SIMULATION, policy_with, simulate
 from models.policy import load_policy_text
-from models.simulate import SIMULATION, policy_with, simulate
 from tests.kit import site_policy
 
 POLICY = site_policy(

@@ -17,14 +17,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.frames import FACTORS
-from models.snapshots import (
+from models.fairshare.snapshots import (
     FactorSnapshot,
     SnapshotMeta,
     accounts_within,
     build_snapshot,
     scoped_snapshot,
 )
+from models.frames import FACTORS
 from models.store import open_store
 from models.store.handle import StoreHandle
 from models.store.snapshots import (

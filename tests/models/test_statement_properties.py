@@ -11,11 +11,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.charges import CHARGE_RUNS, charge_runs
-from models.ledger import empty_ledger, ledger_view, next_period, to_freeze
+from models.money.charges import CHARGE_RUNS, charge_runs
+from models.money.ledger import empty_ledger, ledger_view, next_period, to_freeze
+from models.money.statement import Statement
+from models.money.statement_builder import build_statement
 from models.policy import load_policy_text
-from models.statement import Statement
-from models.statements import build_statement
 from tests.strategies import examples
 
 POLICY = load_policy_text(

@@ -5,9 +5,9 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
+from models.fairshare.usage import usage_rates
 from models.frames import TRES_ITEM
 from models.policy import load_policy_text
-from models.usage import usage_rates
 
 POLICY = load_policy_text(
     """

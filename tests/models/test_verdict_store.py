@@ -12,6 +12,11 @@ import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from models.compliance.verdict_audit import (
+    ROW_FIELDS,
+    verdict_rows_sha256,
+    verdict_rows_sha256_reference,
+)
 from models.frames import QUARANTINE, RUNS, STEPS, conform
 from models.policy import Policy, load_policy_text
 from models.store import open_store, write_batch, write_policy
@@ -22,7 +27,6 @@ from models.store.verdicts import (
     read_run_verdicts,
     refresh_verdicts,
 )
-from models.verdict_audit import ROW_FIELDS, verdict_rows_sha256, verdict_rows_sha256_reference
 from tests.strategies import examples
 
 POLICY = """

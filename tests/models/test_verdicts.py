@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from models.compliance.verdicts import RUN_COLUMNS, VERDICTS, run_verdicts
 from models.hostlist import expand_hostlist
 from models.policy import Policy, load_policy_text
-from models.verdicts import RUN_COLUMNS, VERDICTS, run_verdicts
 from tests.strategies import examples
 
 POLICY = """

@@ -12,7 +12,7 @@ from typing import Any
 
 import polars as pl
 
-from models.statement import (
+from models.money.statement import (
     ADJUSTMENT_COLUMNS,
     BURNDOWN_COLUMNS,
     CHARGE_COLUMNS,

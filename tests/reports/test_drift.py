@@ -20,7 +20,7 @@ from ingest.sources.slurm_policy import (
     read_slurm_conf,
 )
 from ingest.sources.sshare import parse_sshare, shows_level_fs
-from models.fairshare import compute_factors
+from models.fairshare.factors import compute_factors
 from reports.drift import (
     METRICS,
     build_drift,

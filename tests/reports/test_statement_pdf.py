@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from models.statement import Statement
+from models.money.statement import Statement
 from reports.statements import pdf_form, render
 from reports.statements.pdf_form import dejavu_fonts, fallback_font, money_display
 from tests.debian_packages import ensure_packages

@@ -17,7 +17,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from models.statement import Statement
+from models.money.statement import Statement
 from reports.statements import FORMATS, render
 from reports.statements.csv_form import LINE_COLUMNS
 from tests.reports.statement_fixtures import ALL, small_statement

@@ -13,7 +13,7 @@ import polars as pl
 import pytest
 from openpyxl.worksheet.worksheet import Worksheet
 
-from models.statement import Statement
+from models.money.statement import Statement
 from reports.statements import render
 from tests.reports.statement_fixtures import ALL, small_statement
 

@@ -16,7 +16,7 @@ CREATE TABLE audit_log (
     entry_sha256 VARCHAR NOT NULL
 );
 
--- The record hash of every run version an ingest batch stored (models/audit_records.py), so
+-- The record hash of every run version an ingest batch stored (models/audit/records.py), so
 -- that verification can name the run whose content no longer matches. The log entry of the
 -- batch holds the hash of these rows (ordered by run_key), so altering a row here is caught too.
 CREATE TABLE audit_record_hashes (

@@ -28,7 +28,7 @@ import pytest
 from helpers import LabRun, Site, assoc_mgr_usage, sacct_rows, sshare_columns, usage_close, utc
 
 from api.delivery import site_factor
-from models.decay_ticks import (
+from models.fairshare.decay_ticks import (
     continuous_bound,
     order_ends_after_ticks,
     parse_slurmctld_log,

@@ -1,4 +1,4 @@
-"""The tick-aware decay model (``models.decay_ticks``) without a live Slurm.
+"""The tick-aware decay model (``models.fairshare.decay_ticks``) without a live Slurm.
 
 Checked three ways: against an event-by-event simulation written from slurmctld's decay thread
 (``_decay_thread``, ``_apply_decay``, ``_apply_new_usage``, ``priority_p_job_end``), against a
@@ -28,8 +28,9 @@ from ingest.sources.slurm_policy import (
     policy_from_slurm,
     read_slurm_conf,
 )
-from models.decay import decay_rate, run_usage
-from models.decay_ticks import (
+from models.errors import ParseError
+from models.fairshare.decay import decay_rate, run_usage
+from models.fairshare.decay_ticks import (
     continuous_bound,
     order_ends_after_ticks,
     parse_slurmctld_log,
@@ -37,7 +38,6 @@ from models.decay_ticks import (
     tick_factors,
     tick_run_usage,
 )
-from models.errors import ParseError
 from models.policy import Decay
 from reports.sshare import build_sshare
 from tests.strategies import examples

@@ -25,12 +25,12 @@ from typing import Any
 
 import polars as pl
 
-from models.decay import decayed_usage, run_usage
 from models.errors import UnknownAssociation
-from models.fairshare import classic_factors, compute_factors, fair_tree_factors
+from models.fairshare.decay import decayed_usage, run_usage
+from models.fairshare.factors import classic_factors, compute_factors, fair_tree_factors
+from models.fairshare.tree import split_usage
+from models.fairshare.usage import usage_rates
 from models.policy import Policy
-from models.tree import split_usage
-from models.usage import usage_rates
 
 HORIZON_S = 365 * 86400  # the longest recovery searched for
 RESOLUTION_S = 60.0  # the bisection stops when the bracket is this narrow

@@ -1,7 +1,7 @@
 """Decayed usage as slurmctld computes it: in chunks, at the times its decay thread ran.
 
-``models.decay`` integrates usage continuously. Slurm does not: its decay thread wakes every
-``PriorityCalcPeriod`` (the *ticks* t_0 < t_1 < ...) and, read from
+``models.fairshare.decay`` integrates usage continuously. Slurm does not: its decay thread
+wakes every ``PriorityCalcPeriod`` (the *ticks* t_0 < t_1 < ...) and, read from
 ``priority/multifactor``'s ``_decay_thread``, ``_apply_decay`` and ``_apply_new_usage``:
 
 1. at tick t_k (k >= 1) it multiplies every association's stored usage by q**(t_k - t_(k-1));
@@ -41,8 +41,8 @@ from zoneinfo import ZoneInfo
 
 import polars as pl
 
-from models.decay import decay_rate, last_reset_boundary
 from models.errors import ParseError
+from models.fairshare.decay import decay_rate, last_reset_boundary
 from models.frames import ASSOC_USAGE, FACTORS
 from models.policy import Decay, Policy
 
@@ -139,10 +139,10 @@ def tick_run_usage(
 ) -> pl.DataFrame:
     """Return ``runs`` with ``raw_usage``: each run's usage at ``as_of`` as slurmctld holds it.
 
-    ``runs`` needs ``start_at``, ``end_at`` and ``usage_rate`` (``models.usage``). ``ticks`` are
-    the times the decay thread ran (any order; those after ``as_of`` are ignored); they should
-    cover the runs, since a run's time before the first tick is taken as one chunk. ``as_of``
-    stands for its whole second: a tick or a job end later in that second is seen.
+    ``runs`` needs ``start_at``, ``end_at`` and ``usage_rate`` (``models.fairshare.usage``).
+    ``ticks`` are the times the decay thread ran (any order; those after ``as_of`` are ignored);
+    they should cover the runs, since a run's time before the first tick is taken as one chunk.
+    ``as_of`` stands for its whole second: a tick or a job end later in that second is seen.
     """
     frame = runs.collect() if isinstance(runs, pl.LazyFrame) else runs
     q = decay_rate(decay)
@@ -181,7 +181,7 @@ def tick_decayed_usage(
 ) -> pl.DataFrame:
     """Return ``ASSOC_USAGE`` at ``as_of`` with Slurm's per-tick discretisation.
 
-    The tick-aware counterpart of ``models.decay.decayed_usage``: same input columns (plus
+    The tick-aware counterpart of ``models.fairshare.decay.decayed_usage``: same input columns (plus
     ``cluster``, ``account``, ``user``), one row per association that has runs.
     """
     per_run = tick_run_usage(runs, decay=decay, ticks=ticks, as_of=as_of)
@@ -200,9 +200,9 @@ def tick_factors(
     ticks: Sequence[datetime],
     as_of: datetime,
 ) -> pl.DataFrame:
-    """Return ``FACTORS`` like ``models.fairshare.compute_factors``, with tick-aware usage."""
-    from models.fairshare import classic_factors, fair_tree_factors
-    from models.usage import usage_rates
+    """Return ``FACTORS`` like ``models.fairshare.factors.compute_factors``, tick-aware."""
+    from models.fairshare.factors import classic_factors, fair_tree_factors
+    from models.fairshare.usage import usage_rates
 
     lazy = runs.lazy() if isinstance(runs, pl.DataFrame) else runs
     rated = usage_rates(lazy, policy).collect()
@@ -220,14 +220,14 @@ def continuous_bound(
 ) -> tuple[float, float]:
     """Return (low, high): where ``continuous / Slurm`` lies for any association's usage.
 
-    ``continuous`` is ``models.decay``'s integral at ``as_of``, ``Slurm`` the tick-discretised
-    usage with ticks at most ``tick_interval_s`` apart, the last one ``since_tick_s`` before
-    ``as_of`` and no job ending after it. Per chunk of d seconds the ratio is
-    ``(e**(λd) - 1) / (λd)`` for a slice added at a tick and at most
-    ``e**(λΔ) (e**(λΔ) - 1) / (λΔ)`` for a tail (decayed over the whole interval Δ although
-    younger), with λ = -ln q; at least 1 for both. Every chunk is positive, so the sum lies
-    between the extremes; the continuous model then decays ``since_tick_s`` more than Slurm
-    (which decays only at ticks). See docs/slurm-integration.md.
+    ``continuous`` is ``models.fairshare.decay``'s integral at ``as_of``, ``Slurm`` the
+    tick-discretised usage with ticks at most ``tick_interval_s`` apart, the last one
+    ``since_tick_s`` before ``as_of`` and no job ending after it. Per chunk of d seconds the ratio
+    is ``(e**(λd) - 1) / (λd)`` for a slice added at a tick and at most ``e**(λΔ) (e**(λΔ) - 1) /
+    (λΔ)`` for a tail (decayed over the whole interval Δ although younger), with λ = -ln q; at least
+    1 for both. Every chunk is positive, so the sum lies between the extremes; the continuous model
+    then decays ``since_tick_s`` more than Slurm (which decays only at ticks). See
+    docs/slurm-integration.md.
     """
     q = decay_rate(decay)
     if q == 1.0:

@@ -97,7 +97,7 @@ class Grant(_Strict):
     unit: str = "USD"  # a currency code, or "SU" for service units
     start: date
     end: date  # inclusive
-    regime: str | None = None  # compliance regime (see models.registry)
+    regime: str | None = None  # compliance regime (see models.compliance.registry)
     members: list[GrantMember] = []
 
     @model_validator(mode="after")

@@ -30,9 +30,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from models.audit_chain import AuditEntry, canonical_json, format_time, verify_chain
-from models.audit_records import RECORD_FORMAT, parse_time
-from models.audit_verify import Finding, VerifyReport, chain_findings
+from models.audit.chain import AuditEntry, canonical_json, format_time, verify_chain
+from models.audit.records import RECORD_FORMAT, parse_time
+from models.audit.verify import Finding, VerifyReport, chain_findings
 
 BUNDLE_FORMAT = "fairledger-audit-bundle/1"
 SUMS = "SHA256SUMS"

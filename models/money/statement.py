@@ -1,11 +1,11 @@
 """A charge-back statement: what one grant was charged in one period, ready to render.
 
-``Statement`` is the pure result of ``models.statements.build_statement`` (from ledger lines)
-and the only input of the renderers in ``reports/statements/`` (CSV, XLSX, PDF, JSON): a renderer
-never computes an amount, it formats the ones here, so every format shows the same numbers.
-Amounts are ``Decimal`` quantised to the policy's line quantum; ``charges`` and
-``adjustments`` are polars frames with the columns in ``CHARGE_COLUMNS`` / ``ADJUSTMENT_COLUMNS``
-(Decimal columns for money), sorted for stable output.
+``Statement`` is the pure result of ``models.money.statement_builder.build_statement`` (from ledger
+lines) and the only input of the renderers in ``reports/statements/`` (CSV, XLSX, PDF, JSON): a
+renderer never computes an amount, it formats the ones here, so every format shows the same numbers.
+Amounts are ``Decimal`` quantised to the policy's line quantum; ``charges`` and ``adjustments`` are
+polars frames with the columns in ``CHARGE_COLUMNS`` / ``ADJUSTMENT_COLUMNS`` (Decimal columns for
+money), sorted for stable output.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """What-if: the same runs under another policy, factors and charges side by side.
 
-Charges are compared when the runs carry ``models.charges.CHARGE_RUN_COLUMNS``: each
+Charges are compared when the runs carry ``models.money.charges.CHARGE_RUN_COLUMNS``: each
 association's total charge (all periods, every grant) under both policies, and each grant's
 total in ``grant_changes`` — what another set of rate cards, multipliers or grant memberships
 would have billed for the same history.
@@ -13,11 +13,11 @@ from datetime import datetime
 import polars as pl
 from pydantic import ValidationError
 
-from models.charges import CHARGE_RUN_COLUMNS, charge_runs
 from models.errors import PolicyError, UnknownAssociation
-from models.fairshare import compute_factors
+from models.fairshare.factors import compute_factors
+from models.money.charges import CHARGE_RUN_COLUMNS, charge_runs
+from models.money.statement import MONEY
 from models.policy import Policy
-from models.statement import MONEY
 
 SIMULATION: dict[str, pl.DataType] = {
     "cluster": pl.String(),

@@ -14,8 +14,8 @@ from decimal import ROUND_HALF_EVEN, Decimal
 
 import polars as pl
 
-from models.grants import Grant, RateCard, period_bounds
-from models.statement import (
+from models.money.grants import Grant, RateCard, period_bounds
+from models.money.statement import (
     ADJUSTMENT_COLUMNS,
     BURNDOWN_COLUMNS,
     CHARGE_COLUMNS,

@@ -5,10 +5,11 @@ It is the ``[compliance]`` part of the policy file (see ``docs/compliance.md``).
 as ``gpu[001-016]``), in some partitions (or any) and with some GPU models (or any), are
 approved from ``start`` to ``end``. The *inventory* says which nodes exist, in which partitions
 and with which GPU model, from when to when. Dates are UTC calendar dates and ``end`` is
-inclusive, as in ``models.grants``: in force from the start of ``start`` to the end of ``end``.
+inclusive, as in ``models.money.grants``: in force from the start of ``start`` to the end of
+``end``.
 
-The ``*_frame`` functions turn the registry into the frames ``models.verdicts`` joins against,
-with half-open UTC intervals ``[from_at, until_at)``.
+The ``*_frame`` functions turn the registry into the frames ``models.compliance.verdicts``
+joins against, with half-open UTC intervals ``[from_at, until_at)``.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from models.frames import UTC_TIME
-from models.grants import day_after, day_start
 from models.hostlist import expand_hostlist
+from models.money.grants import day_after, day_start
 
 ANY = "*"
 # An open end: far enough that no run reaches it, representable as a µs timestamp.

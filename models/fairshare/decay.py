@@ -109,7 +109,7 @@ def _seconds(later: pl.Expr, earlier: pl.Expr) -> pl.Expr:
 def run_usage(runs: pl.LazyFrame, *, decay: Decay, as_of: datetime) -> pl.LazyFrame:
     """Return ``runs`` with ``raw_usage``: each run's decayed usage at ``as_of``.
 
-    ``runs`` needs ``start_at``, ``end_at`` and ``usage_rate`` (see ``models.usage``).
+    ``runs`` needs ``start_at``, ``end_at`` and ``usage_rate`` (see ``models.fairshare.usage``).
     ``raw_usage`` is in billing-seconds x usage factor, decayed to ``as_of``.
     """
     t = _utc(as_of)

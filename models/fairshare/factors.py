@@ -1,8 +1,8 @@
 """Fair-share factors: Fair Tree (Slurm's default) and the classic algorithm (NO_FAIR_TREE).
 
 Both take an ``ASSOCIATIONS`` frame and an ``ASSOC_USAGE`` frame and return ``FACTORS`` in
-sshare's row order (see ``models.tree``), per cluster, clusters by name. The values are the ones
-slurmctld holds, so ``reports.sshare`` only formats them:
+sshare's row order (see ``models.fairshare.tree``), per cluster, clusters by name. The values
+are the ones slurmctld holds, so ``reports.sshare`` only formats them:
 
 - root: ``effective_usage`` 1; ``norm_usage`` null (Slurm never computes it; sshare prints
   nothing); ``norm_shares`` 1 in classic mode and 0 under Fair Tree (Slurm divides root's shares
@@ -24,12 +24,12 @@ from typing import Literal
 
 import polars as pl
 
-from models.decay import decayed_usage
 from models.errors import UnknownAssociation
+from models.fairshare.decay import decayed_usage
+from models.fairshare.tree import Node, Tree, split_usage, trees
+from models.fairshare.usage import usage_rates
 from models.frames import FACTORS
 from models.policy import FairShare, Policy
-from models.tree import Node, Tree, split_usage, trees
-from models.usage import usage_rates
 
 # Slurm's "unset" value. A Fairshare=parent account carries it as its LevelFS, and the Fair Tree
 # walk starts with it as the "previous" LevelFS, so it takes part in tie detection exactly as in
@@ -312,10 +312,10 @@ def compute_factors(
 ) -> pl.DataFrame:
     """Return ``FACTORS`` for every cluster of ``policy`` from its runs, as of ``as_of``.
 
-    Runs -> billing rates (``models.usage``) -> decayed usage per association
-    (``models.decay``) -> the policy's algorithm. Usage of associations the policy does not
-    have raises UnknownAssociation, or with ``unknown="drop"`` is left out (find it with
-    ``models.tree.split_usage`` to report it).
+    Runs -> billing rates (``models.fairshare.usage``) -> decayed usage per association
+    (``models.fairshare.decay``) -> the policy's algorithm. Usage of associations the policy
+    does not have raises UnknownAssociation, or with ``unknown="drop"`` is left out (find it with
+    ``models.fairshare.tree.split_usage`` to report it).
     """
     usage = decayed_usage(usage_rates(runs, policy), decay=policy.decay, as_of=as_of).collect()
     assocs = policy.association_frame()

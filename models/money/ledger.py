@@ -1,13 +1,13 @@
 """The ledger: charge lines as posted to periods, with closed periods frozen (pure).
 
 Periods are calendar months (UTC) and close in order: every period up to the last closed one
-is closed. An open period's charges are computed live from the runs (``models.charges``); a
+is closed. An open period's charges are computed live from the runs (``models.money.charges``); a
 closed period's lines were frozen when it closed and never change. Whatever the runs say now
 about a closed period that differs from what was frozen — a revised run, a late run, a run no
 longer charged, a different grant — becomes an adjustment line posted to the first open period,
 naming the period it corrects. Refunds and manual adjustments are entries posted to an open
 period by a person, with a reason. ``ledger_view`` puts all of it in one frame; a statement
-is a filter of that frame (see ``models.statements``).
+is a filter of that frame (see ``models.money.statement_builder``).
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from datetime import UTC, datetime
 
 import polars as pl
 
-from models.charges import LINES
 from models.frames import UTC_TIME
-from models.grants import period_bounds
-from models.statement import MONEY
+from models.money.charges import LINES
+from models.money.grants import period_bounds
+from models.money.statement import MONEY
 
 LEDGER: dict[str, pl.DataType] = {
     "posted_period": pl.String(),

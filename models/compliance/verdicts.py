@@ -1,6 +1,6 @@
 """Compliance verdicts: did a run charged to a regulated grant run only on certified nodes?
 
-Pure: runs (with the ``grant_id`` of ``models.grants.assign_grants``) and the policy's grants
+Pure: runs (with the ``grant_id`` of ``models.money.grants.assign_grants``) and the policy's grants
 and registry in, one verdict per run charged to a grant with a regime out. No clock, no I/O.
 Every node of a run, its partition and its cluster are checked against the registry in force
 at the run's start and at its end (see ``docs/compliance.md`` for the rules in order):
@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import polars as pl
 
-from models.grants import Grant
-from models.registry import (
+from models.compliance.registry import (
     ANY,
     Compliance,
     certification_frame,
     certified_node_frame,
     inventory_frame,
 )
+from models.money.grants import Grant
 
 APPROVED, VIOLATION, UNKNOWN = "approved", "violation", "unknown"
 

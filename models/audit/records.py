@@ -31,7 +31,7 @@ from typing import Any, Literal
 import polars as pl
 import polars_hash as plh
 
-from models.audit_chain import format_time
+from models.audit.chain import format_time
 
 Kind = Literal["str", "int", "float", "time", "tres", "strs"]
 

@@ -17,9 +17,9 @@ import polars as pl
 
 from models.errors import PolicyError
 from models.frames import RUNS, UTC_TIME
-from models.grants import Charging, RateCard, assign_grants, day_start
+from models.money.grants import Charging, RateCard, assign_grants, day_start
+from models.money.statement import CHARGE_COLUMNS, MONEY
 from models.policy import Policy
-from models.statement import CHARGE_COLUMNS, MONEY
 
 MICRO = 10**6  # prices and multipliers are held as integer millionths
 MB_PER_GIB = 1024

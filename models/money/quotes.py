@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import polars as pl
 
-from models.charges import CHARGE_RUNS, MB_PER_GIB, Charges, charge_runs
+from models.money.charges import CHARGE_RUNS, MB_PER_GIB, Charges, charge_runs
 from models.policy import Policy
 
 

@@ -10,8 +10,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from models.audit_chain import AuditEntry, ChainCheck
-from models.audit_records import EMPTY_SHA256
+from models.audit.chain import AuditEntry, ChainCheck
+from models.audit.records import EMPTY_SHA256
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""Audit: the hash chain, record hashes, verification findings and audit bundles (pure)."""

@@ -1,0 +1,1 @@
+"""Compliance: the approved-infrastructure registry and per-run verdicts (pure)."""
