@@ -72,8 +72,8 @@ def write_atomically(path: Path, data: bytes, *, mode: int = 0o644) -> None:
 
 
 def export_factors(factors: pl.DataFrame, path: Path, *, meta: dict[str, Any]) -> None:
-    """Write the factors (``frames.FACTORS``) and ``meta`` (snapshot id, as_of, ...) to
-    ``path`` as JSON, atomically."""
+    """Write the factors (``models.fairshare.frames.FACTORS``) and ``meta`` (snapshot id,
+    as_of, ...) to ``path`` as JSON, atomically."""
     document = factors_document(factors, meta=meta)
     data = json.dumps(document, allow_nan=False, default=str, separators=(",", ":")).encode()
     try:

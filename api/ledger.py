@@ -16,7 +16,8 @@ from decimal import Decimal
 import polars as pl
 
 from models.errors import InvalidRequest, PeriodClosed, PolicyError, UnknownGrant
-from models.money.charges import CHARGE_RUN_COLUMNS, Charges, charge_runs, recharge
+from models.money.charges import Charges, charge_runs, recharge
+from models.money.frames import CHARGE_RUN_COLUMNS
 from models.money.grants import Grant, period_bounds, period_of
 from models.money.ledger import ledger_view, next_period, to_freeze
 from models.money.statement import Statement

@@ -33,6 +33,7 @@ from api.schemas import (
 )
 from api.settings import Settings
 from models.fairshare.factors import compute_factors
+from models.fairshare.frames import FACTORS
 from models.fairshare.snapshots import (
     FactorSnapshot,
     SnapshotMeta,
@@ -40,7 +41,7 @@ from models.fairshare.snapshots import (
     build_snapshot,
     scoped_snapshot,
 )
-from models.frames import FACTORS, conform
+from models.frames import conform
 from models.store import PolicyVersion, read_active_policy, read_runs, read_source_states
 from models.store.handle import StoreHandle
 from models.store.snapshots import (

@@ -18,7 +18,8 @@ from decimal import Decimal
 
 import polars as pl
 
-from models.money.charges import CHARGE_RUNS, charge_runs, recharge
+from models.money.charges import charge_runs, recharge
+from models.money.frames import CHARGE_RUNS
 from models.money.grants import Grant, GrantMember, Rate, RateCard
 from models.money.ledger import empty_ledger, ledger_view
 from models.money.statement_builder import build_statement

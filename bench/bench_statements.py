@@ -24,14 +24,8 @@ from decimal import Decimal
 
 import polars as pl
 
-from models.money.statement import (
-    BURNDOWN_COLUMNS,
-    CHARGE_COLUMNS,
-    MONEY,
-    RateCardUsed,
-    Statement,
-    Summary,
-)
+from models.money.frames import BURNDOWN_COLUMNS, CHARGE_COLUMNS, MONEY
+from models.money.statement import RateCardUsed, Statement, Summary
 from reports.statements import FORMATS, render
 
 START = datetime(2026, 3, 1, tzinfo=UTC)

@@ -1,8 +1,10 @@
-"""Column names and dtypes of every frame that crosses a module boundary.
+"""Column names and dtypes of the frames every domain shares: runs, steps, quarantined records.
 
 Times are UTC with microsecond precision and end in ``_at``; durations end in ``_s``;
 memory is in megabytes (``_mb``). A frame's schema here is the contract between the parts:
-parsers produce it, the store persists it, the models consume it.
+parsers produce it, the store persists it, the models consume it. Each domain's own frames are
+in its package: ``models.fairshare.frames``, ``models.money.frames``,
+``models.compliance.frames``. ``conform`` casts any frame to its schema.
 """
 
 from __future__ import annotations
@@ -85,46 +87,6 @@ QUARANTINE: dict[str, pl.DataType] = {
     "field": pl.String(),  # the offending field, or "" for a whole-line problem
     "reason": pl.String(),
     "raw": pl.String(),
-}
-
-# The association tree of one or more clusters: one row per association. A user association has
-# user != ""; its parent is the account it sits in. The root association has account "root",
-# user "" and parent_account null.
-ASSOCIATIONS: dict[str, pl.DataType] = {
-    "cluster": pl.String(),
-    "account": pl.String(),
-    "user": pl.String(),
-    "parent_account": pl.String(),
-    "shares": pl.Int64(),  # raw shares; null when shares_parent
-    "shares_parent": pl.Boolean(),  # Fairshare=parent
-    "lft": pl.Int64(),  # Slurm's association table order, when known
-}
-
-# Usage per (cluster, account, user) association as the fair-share models consume it.
-# user == "" is usage charged directly to the account (never by Slurm, possible by other sources).
-ASSOC_USAGE: dict[str, pl.DataType] = {
-    "cluster": pl.String(),
-    "account": pl.String(),
-    "user": pl.String(),
-    "raw_usage": pl.Float64(),  # decayed billing-seconds x usage factor
-}
-
-# What the fair-share models return, one row per association (accounts and users), in sshare's
-# row order. level_fs is +inf for zero usage; null for the root and in classic mode.
-FACTORS: dict[str, pl.DataType] = {
-    "cluster": pl.String(),
-    "account": pl.String(),
-    "user": pl.String(),
-    "parent_account": pl.String(),
-    "depth": pl.Int32(),  # root = 0
-    "raw_shares": pl.Int64(),  # null for Fairshare=parent
-    "shares_parent": pl.Boolean(),
-    "norm_shares": pl.Float64(),
-    "raw_usage": pl.Float64(),
-    "norm_usage": pl.Float64(),
-    "effective_usage": pl.Float64(),
-    "fairshare": pl.Float64(),  # the factor the scheduler uses, in [0, 1]
-    "level_fs": pl.Float64(),
 }
 
 

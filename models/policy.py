@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from models.compliance.registry import Compliance, check_compliance
 from models.errors import PolicyError
-from models.frames import ASSOCIATIONS
+from models.fairshare.frames import ASSOCIATIONS
 from models.money.grants import Charging, Grant, RateCard, check_memberships, check_unique
 
 MEM_UNITS_MB = {"K": 1 / 1024, "M": 1.0, "G": 1024.0, "T": 1024.0**2, "P": 1024.0**3}

@@ -30,7 +30,7 @@ from models.errors import UnknownAssociation
 from models.fairshare.explain import explain_association
 from models.fairshare.simulate import grant_changes, policy_with, simulate
 from models.fairshare.snapshots import accounts_within
-from models.money.charges import CHARGE_RUN_COLUMNS
+from models.money.frames import CHARGE_RUN_COLUMNS
 from models.policy import Policy, load_policy_text
 from models.store import read_active_policy, read_runs
 from models.store.runs import USAGE_COLUMNS

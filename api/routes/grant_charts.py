@@ -22,7 +22,7 @@ from api.errors import NotReady
 from api.ledger import load_ledger, statement
 from api.routes.dashboards import CHART_ERRORS, Format, chart_response
 from dashboards.charts import burndown_chart, compliance_chart
-from models.compliance.verdicts import VERDICTS
+from models.compliance.frames import VERDICTS
 from models.dashboard_data import burndown_points, compliance_status
 from models.errors import UnknownGrant
 from models.frames import conform

@@ -19,7 +19,7 @@ from datetime import date
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from models.frames import UTC_TIME
+from models.compliance.frames import CERTIFICATIONS, CERTIFIED_NODES, INVENTORY
 from models.hostlist import expand_hostlist
 from models.money.grants import day_after, day_start
 
@@ -140,34 +140,6 @@ def check_compliance(
             raise ValueError(
                 f"grant {grant_id}: regime {regime!r} is not in [[compliance.regimes]]"
             )
-
-
-INVENTORY: dict[str, pl.DataType] = {
-    "cluster": pl.String(),
-    "node": pl.String(),
-    "partitions": pl.List(pl.String()),
-    "gpu_model": pl.String(),
-    "from_at": UTC_TIME,
-    "until_at": UTC_TIME,
-}
-
-CERTIFICATIONS: dict[str, pl.DataType] = {
-    "certification_id": pl.String(),
-    "regime": pl.String(),
-    "cluster": pl.String(),
-    "partitions": pl.List(pl.String()),
-    "all_nodes": pl.Boolean(),
-    "gpu_models": pl.List(pl.String()),
-    "from_at": UTC_TIME,
-    "until_at": UTC_TIME,
-}
-
-CERTIFIED_NODES: dict[str, pl.DataType] = {
-    "certification_id": pl.String(),
-    "regime": pl.String(),
-    "cluster": pl.String(),
-    "node": pl.String(),
-}
 
 
 def inventory_frame(entries: list[InventoryEntry]) -> pl.DataFrame:

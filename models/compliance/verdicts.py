@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from models.compliance.frames import VERDICTS
 from models.compliance.registry import (
     ANY,
     Compliance,
@@ -62,16 +63,6 @@ RUN_COLUMNS = (
     "nodes",
 )
 
-VERDICTS: dict[str, pl.DataType] = {
-    "run_key": pl.String(),
-    "grant_id": pl.String(),
-    "regime": pl.String(),
-    "verdict": pl.String(),  # approved, violation, unknown
-    "rule": pl.String(),  # null when approved
-    "offending_node": pl.String(),  # null when approved or for a run-level rule
-    "at": pl.String(),  # "start" or "end" for a node-level rule, else null
-    "evidence": pl.String(),  # JSON object (see docs/compliance.md)
-}
 
 _TIME = "%Y-%m-%dT%H:%M:%S%.fZ"
 

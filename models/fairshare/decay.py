@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 import polars as pl
 
 from models.errors import PolicyError
-from models.frames import ASSOC_USAGE
+from models.fairshare.frames import ASSOC_USAGE
 from models.policy import Decay, ResetPeriod
 
 # Below this value of λ·Δ, 1 - exp(-λ·Δ) is taken from its series: the subtraction would lose

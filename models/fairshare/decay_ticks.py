@@ -43,7 +43,7 @@ import polars as pl
 
 from models.errors import ParseError
 from models.fairshare.decay import decay_rate, last_reset_boundary
-from models.frames import ASSOC_USAGE, FACTORS
+from models.fairshare.frames import ASSOC_USAGE, FACTORS
 from models.policy import Decay, Policy
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

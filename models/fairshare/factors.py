@@ -26,9 +26,9 @@ import polars as pl
 
 from models.errors import UnknownAssociation
 from models.fairshare.decay import decayed_usage
+from models.fairshare.frames import FACTORS
 from models.fairshare.tree import Node, Tree, split_usage, trees
 from models.fairshare.usage import usage_rates
-from models.frames import FACTORS
 from models.policy import FairShare, Policy
 
 # Slurm's "unset" value. A Fairshare=parent account carries it as its LevelFS, and the Fair Tree

@@ -15,34 +15,10 @@ from pydantic import ValidationError
 
 from models.errors import PolicyError, UnknownAssociation
 from models.fairshare.factors import compute_factors
-from models.money.charges import CHARGE_RUN_COLUMNS, charge_runs
-from models.money.statement import MONEY
+from models.fairshare.frames import GRANT_CHANGES, SIMULATION
+from models.money.charges import charge_runs
+from models.money.frames import CHARGE_RUN_COLUMNS, MONEY
 from models.policy import Policy
-
-SIMULATION: dict[str, pl.DataType] = {
-    "cluster": pl.String(),
-    "account": pl.String(),
-    "user": pl.String(),  # "" for an account's association
-    "raw_usage_current": pl.Float64(),
-    "raw_usage_other": pl.Float64(),
-    "raw_usage_change": pl.Float64(),
-    "fairshare_current": pl.Float64(),
-    "fairshare_other": pl.Float64(),
-    "fairshare_change": pl.Float64(),
-    "rank_current": pl.Int64(),  # users only: 1 + users of the cluster with a higher factor
-    "rank_other": pl.Int64(),
-    "rank_change": pl.Int64(),  # positive: moves up the ranking
-    "charges_current": MONEY,  # everything the association's runs are charged, any grant
-    "charges_other": MONEY,
-    "charges_change": MONEY,
-}
-
-GRANT_CHANGES: dict[str, pl.DataType] = {
-    "grant_id": pl.String(),
-    "charges_current": MONEY,
-    "charges_other": MONEY,
-    "charges_change": MONEY,
-}
 
 _KEY = ["cluster", "account", "user"]
 

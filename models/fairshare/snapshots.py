@@ -27,7 +27,8 @@ from typing import Any
 import orjson
 import polars as pl
 
-from models.frames import FACTORS, conform
+from models.fairshare.frames import FACTORS
+from models.frames import conform
 
 # The fields of one association (the columns of `fairledger sshare`), in the single-association
 # answer.

@@ -22,7 +22,7 @@ from typing import Literal
 import polars as pl
 
 from models.errors import PolicyError, UnknownAssociation
-from models.frames import ASSOC_USAGE
+from models.fairshare.frames import ASSOC_USAGE
 
 TieOrder = Literal["name", "lft"]
 

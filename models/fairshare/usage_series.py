@@ -14,6 +14,7 @@ from typing import Literal
 
 import polars as pl
 
+from models.fairshare.frames import USAGE_SERIES
 from models.frames import UTC_TIME
 
 Step = Literal["day", "week"]
@@ -22,14 +23,6 @@ SeriesBy = Literal["account", "user"]
 STEPS: dict[str, str] = {"day": "1d", "week": "1w"}  # a week starts on Monday (ISO)
 OTHER = "other"
 RESOURCES = ("cpu", "gpu")
-
-USAGE_SERIES: dict[str, pl.DataType] = {
-    "bucket_at": UTC_TIME,  # the start of the day or week
-    "resource": pl.String(),  # "cpu" or "gpu"
-    "series": pl.String(),  # the account or user, or "other"
-    "series_rank": pl.Int32(),  # 1 = most hours in the window; "other" last
-    "hours": pl.Float64(),  # CPU-hours or GPU-hours allocated in the bucket
-}
 
 
 def bucket_count(*, start: datetime, end: datetime, step: Step) -> int:

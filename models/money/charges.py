@@ -16,56 +16,13 @@ from decimal import Decimal
 import polars as pl
 
 from models.errors import PolicyError
-from models.frames import RUNS, UTC_TIME
+from models.frames import UTC_TIME
+from models.money.frames import LINES, MONEY, UNBILLED
 from models.money.grants import Charging, RateCard, assign_grants, day_start
-from models.money.statement import CHARGE_COLUMNS, MONEY
 from models.policy import Policy
 
 MICRO = 10**6  # prices and multipliers are held as integer millionths
 MB_PER_GIB = 1024
-
-# What charging reads of a run (``models.store.runs.read_runs(columns=CHARGE_RUN_COLUMNS)``).
-CHARGE_RUN_COLUMNS = (
-    "run_key",
-    "cluster",
-    "job_id",
-    "job_id_raw",
-    "account",
-    "user",
-    "partition",
-    "qos",
-    "state",
-    "submit_at",
-    "start_at",
-    "end_at",
-    "elapsed_s",
-    "alloc_nodes",
-    "alloc_cpus",
-    "alloc_mem_mb",
-    "alloc_gpus",
-    "gpu_type",
-)
-
-# The charging input's dtypes: those of the canonical runs.
-CHARGE_RUNS: dict[str, pl.DataType] = {c: RUNS[c] for c in CHARGE_RUN_COLUMNS}
-
-# A charge line as computed (the statement's CHARGE_COLUMNS plus the grant, period and seconds).
-LINES: dict[str, pl.DataType] = {
-    "grant_id": pl.String(),
-    "period": pl.String(),
-    **CHARGE_COLUMNS,
-    "seconds": pl.Int64(),  # Elapsed seconds in the period (hours is seconds / 3600)
-}
-
-# A run that is not charged, and why (reported, never dropped).
-UNBILLED: dict[str, pl.DataType] = {
-    "run_key": pl.String(),
-    "cluster": pl.String(),
-    "account": pl.String(),
-    "user": pl.String(),
-    "end_at": UTC_TIME,
-    "reason": pl.String(),
-}
 
 
 @dataclass(frozen=True)

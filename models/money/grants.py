@@ -16,7 +16,7 @@ from typing import Annotated, Literal
 import polars as pl
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
 
-from models.frames import UTC_TIME
+from models.money.frames import MEMBERSHIPS
 
 PERIOD_PATTERN = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 RESOURCES = ("cpu", "gpu", "mem", "node")
@@ -196,17 +196,6 @@ def membership_frame(grants: list[Grant]) -> pl.DataFrame:
                 }
             )
     return pl.DataFrame(rows, schema=MEMBERSHIPS)
-
-
-MEMBERSHIPS: dict[str, pl.DataType] = {
-    "grant_id": pl.String(),
-    "cluster": pl.String(),
-    "account": pl.String(),
-    "user": pl.String(),
-    "from_at": UTC_TIME,
-    "until_at": UTC_TIME,
-    "specificity": pl.Int8(),
-}
 
 
 def check_memberships(grants: list[Grant]) -> None:

@@ -17,19 +17,8 @@ from datetime import UTC, datetime
 import polars as pl
 
 from models.frames import UTC_TIME
-from models.money.charges import LINES
+from models.money.frames import LEDGER, LINES, MONEY
 from models.money.grants import period_bounds
-from models.money.statement import MONEY
-
-LEDGER: dict[str, pl.DataType] = {
-    "posted_period": pl.String(),
-    "kind": pl.String(),  # charge, revision, late run, refund, manual
-    "refers_period": pl.String(),  # the period a charge belongs to / an adjustment corrects
-    **{c: t for c, t in LINES.items() if c != "period"},
-    "reason": pl.String(),
-    "author": pl.String(),
-    "posted_at": UTC_TIME,
-}
 
 KEY = ["grant_id", "refers_period", "run_key", "resource"]
 FROZEN_KINDS = ("charge", "revision", "late run")  # what the runs decide (not people)

@@ -7,7 +7,8 @@ from decimal import Decimal
 
 import polars as pl
 
-from models.money.charges import CHARGE_RUNS, MB_PER_GIB, Charges, charge_runs
+from models.money.charges import MB_PER_GIB, Charges, charge_runs
+from models.money.frames import CHARGE_RUNS
 from models.policy import Policy
 
 

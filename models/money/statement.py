@@ -16,49 +16,10 @@ from decimal import Decimal
 
 import polars as pl
 
-from models.frames import UTC_TIME
-
-MONEY = pl.Decimal(38, 6)  # the storage type; amounts carry the policy's quantum (2 = cents)
-
-# One charge line: a run's use of one resource in the period, priced by one rate card.
-CHARGE_COLUMNS: dict[str, pl.DataType] = {
-    "run_key": pl.String(),
-    "job_id": pl.String(),
-    "cluster": pl.String(),
-    "account": pl.String(),
-    "user": pl.String(),
-    "partition": pl.String(),
-    "qos": pl.String(),
-    "end_at": UTC_TIME,
-    "resource": pl.String(),  # cpu, gpu, mem, node, minimum
-    "gpu_model": pl.String(),  # for gpu lines, else null
-    "quantity": pl.Float64(),  # CPUs, GPUs, GiB, nodes (1 for minimum)
-    "hours": pl.Float64(),  # hours in the period
-    "rate_card": pl.String(),
-    "unit_price": MONEY,  # per unit-hour
-    "multiplier": MONEY,  # QOS multiplier
-    "amount": MONEY,
-}
-
-# A line that corrects a closed period, a refund, or a manual adjustment.
-ADJUSTMENT_COLUMNS: dict[str, pl.DataType] = {
-    "kind": pl.String(),  # "revision", "late run", "refund", "manual"
-    "refers_period": pl.String(),  # the closed period it corrects (null for manual)
-    "run_key": pl.String(),  # null for a manual adjustment of the grant
-    "resource": pl.String(),
-    "amount": MONEY,  # positive = charged, negative = credited
-    "reason": pl.String(),
-    "author": pl.String(),
-    "posted_at": UTC_TIME,
-}
-
-# Cumulative spend of the grant per day, for the burn-down chart.
-BURNDOWN_COLUMNS: dict[str, pl.DataType] = {
-    "day": pl.Date(),
-    "spent": MONEY,  # cumulative, from the grant's start
-    "remaining": MONEY,  # budget − spent
-    "forecast": pl.Boolean(),  # True for the projected days after the period
-}
+from models.money.frames import (
+    CHARGE_SUMMARY_COLUMNS,
+    MONEY,
+)
 
 
 @dataclass(frozen=True)
@@ -114,18 +75,6 @@ class Statement:
             if s.dimension == dimension:
                 return s
         raise KeyError(dimension)
-
-
-# Charge lines summarised by user, partition and resource (a statement's non-itemised form).
-CHARGE_SUMMARY_COLUMNS: dict[str, pl.DataType] = {
-    "user": pl.String(),
-    "partition": pl.String(),
-    "resource": pl.String(),
-    "runs": pl.UInt32(),  # distinct runs with a line in the group
-    "lines": pl.UInt32(),
-    "hours": pl.Float64(),
-    "amount": MONEY,  # exact sum of the group's line amounts
-}
 
 
 def summarised_charges(charges: pl.DataFrame) -> pl.DataFrame:

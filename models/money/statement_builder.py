@@ -14,16 +14,9 @@ from decimal import ROUND_HALF_EVEN, Decimal
 
 import polars as pl
 
+from models.money.frames import ADJUSTMENT_COLUMNS, BURNDOWN_COLUMNS, CHARGE_COLUMNS, MONEY
 from models.money.grants import Grant, RateCard, period_bounds
-from models.money.statement import (
-    ADJUSTMENT_COLUMNS,
-    BURNDOWN_COLUMNS,
-    CHARGE_COLUMNS,
-    MONEY,
-    RateCardUsed,
-    Statement,
-    Summary,
-)
+from models.money.statement import RateCardUsed, Statement, Summary
 
 FORECAST_DAYS_MAX = 366  # the burn-down projects at most a year past the period
 

@@ -12,8 +12,7 @@ import duckdb
 import polars as pl
 
 from models.errors import StoreError
-from models.money.ledger import LEDGER
-from models.money.statement import MONEY
+from models.money.frames import LEDGER, MONEY
 from models.store.audit import append_audit
 from models.store.db import read_frame
 

@@ -13,8 +13,9 @@ import duckdb
 import polars as pl
 
 from models.errors import StoreError
+from models.fairshare.frames import FACTORS
 from models.fairshare.snapshots import FactorSnapshot, SnapshotMeta, build_snapshot
-from models.frames import FACTORS, conform
+from models.frames import conform
 
 _META = (
     "snapshot_id, as_of, computed_at, policy_version, algorithm, data_watermark_batch, "

@@ -18,8 +18,9 @@ from datetime import datetime
 import duckdb
 import polars as pl
 
+from models.compliance.frames import VERDICTS
 from models.compliance.verdict_audit import verdict_rows_sha256
-from models.compliance.verdicts import RUN_COLUMNS, VERDICTS, run_verdicts
+from models.compliance.verdicts import RUN_COLUMNS, run_verdicts
 from models.errors import StoreError
 from models.frames import RUNS, conform
 from models.money.grants import assign_grants

@@ -13,7 +13,8 @@ from decimal import Decimal
 
 import polars as pl
 
-from models.money.statement import MONEY, Statement, summarised_charges
+from models.money.frames import MONEY
+from models.money.statement import Statement, summarised_charges
 
 ISO_Z = "%Y-%m-%dT%H:%M:%S%.fZ"
 FINE = pl.Decimal(38, 6)  # the storage scale of prices and multipliers

@@ -24,6 +24,7 @@ from api.delivery import (
 from api.settings import Delivery
 from models import frames
 from models.errors import FairledgerError, SourceUnavailable
+from models.fairshare import frames as fairshare_frames
 
 ROOT = Path(__file__).resolve().parents[2]
 FAKE_CTL = ROOT / "tests" / "fakes" / "fake_slurm_ctl.py"
@@ -41,7 +42,7 @@ def factor_frame(rows: list[tuple[str, str, str, float | None]]) -> pl.DataFrame
         },
         orient="row",
     )
-    return frames.conform(frame, frames.FACTORS)
+    return frames.conform(frame, fairshare_frames.FACTORS)
 
 
 # --- the export file ---

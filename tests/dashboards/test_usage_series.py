@@ -15,15 +15,9 @@ from models.dashboard_data import (
     ingest_table,
     share_level,
 )
-from models.fairshare.usage_series import (
-    OTHER,
-    USAGE_SERIES,
-    bucket_count,
-    runs_within,
-    usage_series,
-)
-from models.frames import FACTORS
-from models.money.statement import BURNDOWN_COLUMNS
+from models.fairshare.frames import FACTORS, USAGE_SERIES
+from models.fairshare.usage_series import OTHER, bucket_count, runs_within, usage_series
+from models.money.frames import BURNDOWN_COLUMNS
 
 
 def at(day: int, hour: int = 0) -> datetime:

@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from models.errors import PolicyError
-from models.money.charges import CHARGE_RUNS, Charges, charge_runs, recharge
+from models.money.charges import Charges, charge_runs, recharge
+from models.money.frames import CHARGE_RUNS
 from models.money.grants import RateCard
 from models.money.quotes import quote_run
 from models.policy import Policy, load_policy_text

@@ -16,7 +16,8 @@ from models.fairshare.decay import (
     run_usage,
     tick_drift,
 )
-from models.frames import ASSOC_USAGE, UTC_TIME
+from models.fairshare.frames import ASSOC_USAGE
+from models.frames import UTC_TIME
 from models.policy import Decay
 
 T0 = datetime(2024, 3, 10, 12, 0, tzinfo=UTC)

@@ -9,8 +9,9 @@ import pytest
 
 from models.errors import PolicyError, UnknownAssociation
 from models.fairshare.factors import classic_factors, compute_factors, fair_tree_factors
+from models.fairshare.frames import ASSOC_USAGE, ASSOCIATIONS, FACTORS
 from models.fairshare.tree import build_tree, rolled_usage, split_usage
-from models.frames import ASSOC_USAGE, ASSOCIATIONS, FACTORS, TRES_ITEM, UTC_TIME
+from models.frames import TRES_ITEM, UTC_TIME
 from models.policy import FairShare, load_policy_text
 
 ROOT = ("c", "root", "", None, 1, False, None)

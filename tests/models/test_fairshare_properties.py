@@ -18,9 +18,10 @@ from hypothesis import strategies as st
 
 from models.fairshare.decay import decay_rate, decayed_usage
 from models.fairshare.factors import classic_factors, fair_tree_factors
+from models.fairshare.frames import ASSOC_USAGE, ASSOCIATIONS
 from models.fairshare.tree import rolled_usage
 from models.fairshare.usage import usage_rates
-from models.frames import ASSOC_USAGE, ASSOCIATIONS, TRES_ITEM, UTC_TIME
+from models.frames import TRES_ITEM, UTC_TIME
 from models.policy import Cluster, Decay, FairShare, Partition, Policy, Qos
 from tests.strategies import examples
 

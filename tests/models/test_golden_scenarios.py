@@ -20,7 +20,8 @@ import polars as pl
 import pytest
 
 from models.fairshare.factors import classic_factors, compute_factors, fair_tree_factors
-from models.frames import ASSOC_USAGE, FACTORS, TRES_ITEM, UTC_TIME
+from models.fairshare.frames import ASSOC_USAGE, FACTORS
+from models.frames import TRES_ITEM, UTC_TIME
 from models.policy import Policy, load_policy
 from reports.sshare import build_sshare
 

@@ -10,7 +10,8 @@ import pytest
 from test_golden_scenarios import _runs
 
 from models.errors import PolicyError, UnknownAssociation
-from models.fairshare.simulate import SIMULATION, policy_with, simulate
+from models.fairshare.frames import SIMULATION
+from models.fairshare.simulate import policy_with, simulate
 from models.policy import load_policy_text
 from tests.kit import site_policy
 

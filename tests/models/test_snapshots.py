@@ -17,6 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from models.fairshare.frames import FACTORS
 from models.fairshare.snapshots import (
     FactorSnapshot,
     SnapshotMeta,
@@ -24,7 +25,6 @@ from models.fairshare.snapshots import (
     build_snapshot,
     scoped_snapshot,
 )
-from models.frames import FACTORS
 from models.store import open_store
 from models.store.handle import StoreHandle
 from models.store.snapshots import (

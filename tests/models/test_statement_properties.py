@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.money.charges import CHARGE_RUNS, charge_runs
+from models.money.charges import charge_runs
+from models.money.frames import CHARGE_RUNS
 from models.money.ledger import empty_ledger, ledger_view, next_period, to_freeze
 from models.money.statement import Statement
 from models.money.statement_builder import build_statement

@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.compliance.verdicts import RUN_COLUMNS, VERDICTS, run_verdicts
+from models.compliance.frames import VERDICTS
+from models.compliance.verdicts import RUN_COLUMNS, run_verdicts
 from models.hostlist import expand_hostlist
 from models.policy import Policy, load_policy_text
 from tests.strategies import examples

@@ -12,14 +12,8 @@ from typing import Any
 
 import polars as pl
 
-from models.money.statement import (
-    ADJUSTMENT_COLUMNS,
-    BURNDOWN_COLUMNS,
-    CHARGE_COLUMNS,
-    RateCardUsed,
-    Statement,
-    Summary,
-)
+from models.money.frames import ADJUSTMENT_COLUMNS, BURNDOWN_COLUMNS, CHARGE_COLUMNS
+from models.money.statement import RateCardUsed, Statement, Summary
 
 D = Decimal
 

@@ -8,7 +8,7 @@ import math
 import polars as pl
 import pytest
 
-from models.frames import FACTORS
+from models.fairshare.frames import FACTORS
 from reports.sshare import build_sshare, write_sshare
 
 NO_VAL = 4294967294.0
