@@ -28,6 +28,7 @@ from models.errors import (
     FairledgerError,
     InvalidRequest,
     MigrationError,
+    NoActivePolicy,
     ParseError,
     PeriodClosed,
     PolicyError,
@@ -71,6 +72,7 @@ _MAPPING: list[tuple[type[FairledgerError], int, str, str]] = [
     (StoreError, 503, "store-unavailable", "Store unavailable"),
     (SourceUnavailable, 502, "source-unavailable", "Source unavailable"),
     (NotReady, 503, "not-ready", "Not ready"),
+    (NoActivePolicy, 503, "not-ready", "Not ready"),
     (FairledgerError, 500, "internal-error", "Internal error"),
 ]
 

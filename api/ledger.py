@@ -15,7 +15,7 @@ from decimal import Decimal
 
 import polars as pl
 
-from models.errors import InvalidRequest, PeriodClosed, PolicyError, UnknownGrant
+from models.errors import InvalidRequest, PeriodClosed, UnknownGrant
 from models.money.charges import Charges, charge_runs, recharge
 from models.money.frames import CHARGE_RUN_COLUMNS
 from models.money.grants import Grant, period_bounds, period_of
@@ -23,7 +23,12 @@ from models.money.ledger import ledger_view, next_period, to_freeze
 from models.money.statement import Statement
 from models.money.statement_builder import build_statement
 from models.policy import Policy
-from models.store import Connection, read_active_policy, read_runs
+from models.store import (
+    Connection,
+    read_runs,
+    read_snapshot,
+    require_active_policy,
+)
 from models.store.ledger import (
     ClosedPeriod,
     last_closed_period,
@@ -118,11 +123,8 @@ def load_ledger(
     frozen lines of closed periods and people's entries (one read transaction). With
     ``cache`` only the jobs batches touched since the cache's last update are charged again
     (every run under a new policy version). The view's rows come in no meaningful order."""
-    con.execute("BEGIN TRANSACTION")
-    try:
-        active = read_active_policy(con)
-        if active is None:
-            raise PolicyError("no policy loaded yet: run `fairledger policy load FILE`")
+    with read_snapshot(con):
+        active = require_active_policy(con)
         if cache is None:
             clusters = [c.name for c in active.policy.clusters]
             runs = read_runs(con, columns=CHARGE_RUN_COLUMNS, clusters=clusters)
@@ -135,8 +137,6 @@ def load_ledger(
         versions = {c.policy_version for c in closed.values()}
         closed_policies = {v: read_policy_version(con, v).policy for v in versions}
         last_closed = last_closed_period(con)
-    finally:
-        con.execute("COMMIT")
     view = ledger_view(charges.lines, frozen, entries, last_closed=last_closed, now=as_of)
     return LedgerState(
         policy_version=active.version_id,

@@ -42,7 +42,12 @@ from models.fairshare.snapshots import (
     scoped_snapshot,
 )
 from models.frames import conform
-from models.store import PolicyVersion, read_active_policy, read_runs, read_source_states
+from models.store import (
+    PolicyVersion,
+    read_runs,
+    read_source_states,
+    require_active_policy,
+)
 from models.store.handle import StoreHandle
 from models.store.snapshots import (
     next_snapshot_id,
@@ -146,23 +151,14 @@ class Service:
 
     def compute(self, as_of: datetime) -> Computed:
         """Return the factors as of ``as_of`` from the store (policy and runs as known now)."""
-        with self.store.reading() as cur:
-            cur.execute("BEGIN TRANSACTION")  # policy, runs and watermark from one state
-            try:
-                version = read_active_policy_version(cur)
-                active = self._policy
-                if active is None or active.version_id != version:
-                    active = self._policy = read_active_policy(cur)
-                if active is None:
-                    raise NotReady(
-                        "no policy loaded yet: run `fairledger policy load FILE` "
-                        "(or `fairledger demo`) before serving"
-                    )
-                clusters = [c.name for c in active.policy.clusters]
-                runs = read_runs(cur, clusters=clusters)
-                batch, watermark_at, run_count = read_watermark(cur, clusters=clusters)
-            finally:
-                cur.execute("COMMIT")
+        with self.store.snapshot() as cur:  # policy, runs and watermark from one state
+            version = read_active_policy_version(cur)
+            active = self._policy
+            if active is None or active.version_id != version:
+                active = self._policy = require_active_policy(cur)
+            clusters = [c.name for c in active.policy.clusters]
+            runs = read_runs(cur, clusters=clusters)
+            batch, watermark_at, run_count = read_watermark(cur, clusters=clusters)
         factors = compute_factors(runs.lazy(), active.policy, as_of=as_of, unknown="drop")
         meta = SnapshotMeta(
             snapshot_id=None,

@@ -6,6 +6,7 @@
      ├── ParseError             a source's input cannot be read at all (not one bad record)
      ├── SchemaMismatch         a frame's column or struct field is missing or of the wrong type
      ├── SourceUnavailable      a source could not be reached or exited badly
+     ├── NoActivePolicy         nothing can be computed yet: no policy was ever loaded
      ├── StoreError             the DuckDB file cannot be opened, migrated or written
      │    ├── StoreLocked       another process holds the file
      │    └── MigrationError    an applied migration was edited, or a migration failed
@@ -38,6 +39,15 @@ class SchemaMismatch(FairledgerError):
 
 class SourceUnavailable(FairledgerError):
     """A source could not be reached or failed."""
+
+
+class NoActivePolicy(FairledgerError):
+    """No policy was ever loaded, so there is nothing to compute from yet."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "no policy loaded yet: run `fairledger policy load FILE` (or `fairledger demo`)"
+        )
 
 
 class StoreError(FairledgerError):

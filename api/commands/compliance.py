@@ -56,7 +56,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Print a grant's current verdicts (run, verdict, rule, offending node)."""
         from models.errors import FairledgerError
-        from models.store import read_active_policy
+        from models.store import require_active_policy
         from models.store.verdicts import (
             read_grant_summary,
             read_grant_verdicts,
@@ -65,9 +65,7 @@ def register(app: typer.Typer) -> None:
         )
 
         with store_of(ctx) as con:
-            active = read_active_policy(con)
-            if active is None:
-                raise FairledgerError("no policy loaded yet: run `fairledger policy load FILE`")
+            active = require_active_policy(con)
             if grant not in {g.id for g in active.policy.grants}:
                 raise FairledgerError(f"no grant {grant} in the active policy")
             if refresh:

@@ -15,7 +15,6 @@ import polars as pl
 import typer
 
 from api.settings import Settings
-from models.errors import FairledgerError
 from models.store import Connection, open_store
 
 EXIT_QUARANTINED = 3  # loaded, but some records were quarantined
@@ -52,12 +51,9 @@ def current_factors(ctx: typer.Context, as_of: datetime) -> tuple[pl.DataFrame, 
     """Return the ``FACTORS`` frame of the active policy and stored runs at ``as_of``, and the
     policy's fair-share algorithm."""
     from models.fairshare.factors import compute_factors
-    from models.store import read_active_policy, read_runs
+    from models.store import read_policy_and_runs
 
     with store_of(ctx) as con:
-        active = read_active_policy(con)
-        if active is None:
-            raise FairledgerError("no policy loaded: run `fairledger policy load FILE` first")
-        runs = read_runs(con, clusters=[c.name for c in active.policy.clusters])
+        active, runs = read_policy_and_runs(con)
     factors = compute_factors(runs.lazy(), active.policy, as_of=as_of)
     return factors, active.policy.fairshare.algorithm

@@ -114,7 +114,7 @@ def register(app: typer.Typer) -> None:
             parse_slurmctld_log,
             tick_factors,
         )
-        from models.store import read_active_policy, read_runs
+        from models.store import read_policy_and_runs
         from models.store.runs import USAGE_COLUMNS
         from reports.drift import (
             build_drift,
@@ -150,14 +150,7 @@ def register(app: typer.Typer) -> None:
                 assert ticks is not None
                 tick_times = _ticks_file(ticks)
             with store_of(ctx) as con:
-                active = read_active_policy(con)
-                if active is None:
-                    raise FairledgerError("no policy loaded: run `fairledger policy load` first")
-                runs = read_runs(
-                    con,
-                    columns=(*USAGE_COLUMNS, "job_id_raw"),
-                    clusters=[c.name for c in active.policy.clusters],
-                )
+                active, runs = read_policy_and_runs(con, columns=(*USAGE_COLUMNS, "job_id_raw"))
             runs = order_ends_after_ticks(runs, firsts)
             factors = tick_factors(runs, active.policy, ticks=tick_times, as_of=when)
         if cluster:

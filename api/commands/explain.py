@@ -36,15 +36,10 @@ def _num(value: float | int | None, digits: int = 6) -> str:
 
 def _read(ctx: typer.Context) -> tuple[Policy, pl.DataFrame]:
     from api.routes.explain import RUN_COLUMNS
-    from models.store import read_active_policy, read_runs
+    from models.store import read_policy_and_runs
 
-    with store_of(ctx) as con:
-        active = read_active_policy(con)
-        if active is None:
-            raise FairledgerError("no policy loaded: run `fairledger policy load FILE` first")
-        runs = read_runs(
-            con, columns=RUN_COLUMNS, clusters=[c.name for c in active.policy.clusters]
-        )
+    with store_of(ctx) as con:  # one transaction, as the route reads
+        active, runs = read_policy_and_runs(con, columns=RUN_COLUMNS)
     return active.policy, runs
 
 

@@ -17,11 +17,10 @@ from pydantic import BaseModel, Field
 
 from api.auth import ADMIN, AUDITOR, FINANCE, require
 from api.deps import ServiceDep
-from api.errors import NotReady
 from api.schemas import Problem
 from api.service import Service
 from models.money.grants import Grant
-from models.store import read_active_policy
+from models.store import require_active_policy
 from models.store.verdicts import (
     read_grant_summary,
     read_grant_verdicts,
@@ -83,9 +82,7 @@ class RunEvidence(BaseModel):
 
 def _grant(service: Service, grant_id: str) -> Grant:
     with service.store.reading() as cur:
-        active = read_active_policy(cur)
-    if active is None:
-        raise NotReady("no policy loaded yet: run `fairledger policy load FILE`")
+        active = require_active_policy(cur)
     for grant in active.policy.grants:
         if grant.id == grant_id:
             return grant
@@ -114,16 +111,12 @@ def compliance_summary(
     """Return the grant's current verdict counts and one page of its exceptions (violations
     and unknowns), by run key."""
     found = _grant(service, grant)
-    with service.store.reading() as cur:
-        cur.execute("BEGIN TRANSACTION")
-        try:
-            counts = read_grant_summary(cur, grant)
-            page, total = read_grant_verdicts(
-                cur, grant, exceptions_only=True, verdict=verdict, limit=limit, offset=offset
-            )
-            batch = read_latest_verdict_batch(cur)
-        finally:
-            cur.execute("COMMIT")
+    with service.store.snapshot() as cur:
+        counts = read_grant_summary(cur, grant)
+        page, total = read_grant_verdicts(
+            cur, grant, exceptions_only=True, verdict=verdict, limit=limit, offset=offset
+        )
+        batch = read_latest_verdict_batch(cur)
     data = [_public(row) for row in page.iter_rows(named=True)]
     following = offset + len(data)
     return ComplianceSummary(

@@ -16,7 +16,6 @@ from fastapi import APIRouter, Query, Request
 
 from api.auth import ADMIN, AUDITOR, VIEWER, Principal, Role, require
 from api.deps import ServiceDep
-from api.errors import NotReady
 from api.schemas import (
     ExplanationPublic,
     GrantChange,
@@ -32,7 +31,7 @@ from models.fairshare.simulate import grant_changes, policy_with, simulate
 from models.fairshare.snapshots import accounts_within
 from models.money.frames import CHARGE_RUN_COLUMNS
 from models.policy import Policy, load_policy_text
-from models.store import read_active_policy, read_runs
+from models.store import read_policy_and_runs as read_store_policy_and_runs
 from models.store.runs import USAGE_COLUMNS
 
 router = APIRouter(tags=["explain"])
@@ -54,15 +53,7 @@ def _utc(moment: datetime | None, service: Service) -> datetime:
 def read_policy_and_runs(service: Service) -> tuple[Policy, pl.DataFrame]:
     """Return the active policy and the runs of its clusters, read in one transaction."""
     with service.store.reading() as cur:
-        cur.execute("BEGIN TRANSACTION")
-        try:
-            active = read_active_policy(cur)
-            if active is None:
-                raise NotReady("no policy loaded yet: run `fairledger policy load FILE`")
-            clusters = [c.name for c in active.policy.clusters]
-            runs = read_runs(cur, columns=RUN_COLUMNS, clusters=clusters)
-        finally:
-            cur.execute("COMMIT")
+        active, runs = read_store_policy_and_runs(cur, columns=RUN_COLUMNS)
     return active.policy, runs
 
 

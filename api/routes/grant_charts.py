@@ -18,7 +18,6 @@ from fastapi.responses import Response
 
 from api.auth import ADMIN, AUDITOR, FINANCE, VIEWER, require
 from api.deps import ServiceDep
-from api.errors import NotReady
 from api.ledger import load_ledger, statement
 from api.routes.dashboards import CHART_ERRORS, Format, chart_response
 from dashboards.charts import burndown_chart, compliance_chart
@@ -27,7 +26,7 @@ from models.dashboard_data import burndown_points, compliance_status
 from models.errors import UnknownGrant
 from models.frames import conform
 from models.money.grants import Grant, period_of
-from models.store import read_active_policy, read_runs
+from models.store import read_runs, require_active_policy
 from models.store.verdicts import read_grant_verdicts, read_latest_verdict_batch
 
 router = APIRouter(tags=["dashboards"])
@@ -98,18 +97,12 @@ def grant_compliance(
     the rule that decided it, for the runs that ended in the last ``days`` days."""
     now = service.clock().astimezone(UTC)
     since = datetime.combine((now - timedelta(days=days)).date(), time(), UTC)
-    with service.store.reading() as cur:
-        cur.execute("BEGIN TRANSACTION")  # verdicts, their batch and the runs from one state
-        try:
-            active = read_active_policy(cur)
-            if active is None:
-                raise NotReady("no policy loaded yet: run `fairledger policy load FILE`")
-            regulated = [g.id for g in active.policy.grants if g.regime is not None]
-            stored = [read_grant_verdicts(cur, grant_id)[0] for grant_id in regulated]
-            batch = read_latest_verdict_batch(cur)
-            ended = read_runs(cur, columns=("run_key", "end_at"))
-        finally:
-            cur.execute("COMMIT")
+    with service.store.snapshot() as cur:  # verdicts, their batch and the runs from one state
+        active = require_active_policy(cur)
+        regulated = [g.id for g in active.policy.grants if g.regime is not None]
+        stored = [read_grant_verdicts(cur, grant_id)[0] for grant_id in regulated]
+        batch = read_latest_verdict_batch(cur)
+        ended = read_runs(cur, columns=("run_key", "end_at"))
     verdicts = pl.concat([pl.DataFrame(schema=VERDICTS), *(conform(f, VERDICTS) for f in stored)])
     recent = verdicts.join(ended.filter(pl.col("end_at") >= since), on="run_key", how="semi")
     if batch is None:

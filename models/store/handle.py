@@ -24,7 +24,7 @@ from pathlib import Path
 
 import duckdb
 
-from models.store.db import open_store
+from models.store.db import open_store, read_snapshot
 
 
 class StoreHandle:
@@ -55,6 +55,13 @@ class StoreHandle:
             yield cur
         finally:
             cur.close()
+
+    @contextmanager
+    def snapshot(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Yield a fresh reading cursor inside one read transaction (every read sees the same
+        state of the store) and close it afterwards."""
+        with self.reading() as cur, read_snapshot(cur):
+            yield cur
 
     @contextmanager
     def write(self) -> Iterator[duckdb.DuckDBPyConnection]:

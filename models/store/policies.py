@@ -13,7 +13,7 @@ from typing import Any
 
 import duckdb
 
-from models.errors import PolicyError
+from models.errors import NoActivePolicy, PolicyError
 from models.policy import Policy, load_policy_text
 from models.store.audit import append_audit
 
@@ -72,6 +72,14 @@ def read_active_policy(con: duckdb.DuckDBPyConnection) -> PolicyVersion | None:
     if not rows:
         return None
     return _version(rows[0])
+
+
+def require_active_policy(con: duckdb.DuckDBPyConnection) -> PolicyVersion:
+    """Return the latest recorded policy version; NoActivePolicy when none was ever loaded."""
+    active = read_active_policy(con)
+    if active is None:
+        raise NoActivePolicy()
+    return active
 
 
 def read_policy_version(con: duckdb.DuckDBPyConnection, version_id: int) -> PolicyVersion:

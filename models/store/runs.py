@@ -18,7 +18,8 @@ import polars as pl
 from models.errors import StoreError
 from models.frames import QUARANTINE, RUNS, conform
 from models.store.audit_records import record_ingest_batch
-from models.store.db import read_frame
+from models.store.db import read_frame, read_snapshot
+from models.store.policies import PolicyVersion, require_active_policy
 from models.store.quarantine import ParsedWith, QuarantineRetry, write_quarantined, write_retry
 from models.store.sources import advance_watermark
 from models.store.staging import (
@@ -345,3 +346,14 @@ def read_run_versions(con: duckdb.DuckDBPyConnection, run_key: str) -> pl.DataFr
     return read_frame(
         con, "SELECT * FROM run_versions WHERE run_key = ? ORDER BY version", params=[run_key]
     )
+
+
+def read_policy_and_runs(
+    con: duckdb.DuckDBPyConnection, *, columns: tuple[str, ...] = USAGE_COLUMNS
+) -> tuple[PolicyVersion, pl.DataFrame]:
+    """Return the active policy version and the current runs of its clusters with ``columns``,
+    read in one transaction; NoActivePolicy when no policy was ever loaded."""
+    with read_snapshot(con):
+        active = require_active_policy(con)
+        clusters = [c.name for c in active.policy.clusters]
+        return active, read_runs(con, columns=columns, clusters=clusters)
