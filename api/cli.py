@@ -105,12 +105,10 @@ def policy_import_slurm(
     ] = False,
 ) -> None:
     """Write a policy from a real slurm.conf and sacctmgr output (and load it)."""
-    from ingest.sources.slurm_policy import (
-        parse_sacctmgr_associations,
-        parse_sacctmgr_qos,
-        policy_from_slurm,
-        read_slurm_conf,
-    )
+    from ingest.sources.sacctmgr_assoc import parse_sacctmgr_associations
+    from ingest.sources.sacctmgr_qos import parse_sacctmgr_qos
+    from ingest.sources.slurm_conf import read_slurm_conf
+    from ingest.sources.slurm_policy import policy_from_slurm
     from models.store import write_policy
 
     def read(path: Path) -> str:

@@ -23,14 +23,14 @@ from pydantic import (
     model_validator,
 )
 
-from ingest.sources.sacct import BASE_STATES
-from ingest.sources.sacct_json import (
+from ingest.sources.records import (
     LogBatch,
     RecordError,
     expanded_nodes,
     parse_lines,
     tres_summary,
 )
+from ingest.sources.sacct import BASE_STATES
 
 # A key component: no "/" (run_key separator) and no whitespace.
 _KEY_PART = r"^[^/\s]+$"

@@ -32,7 +32,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ingest.sources.sacct_json import (
+from ingest.sources.records import (
     LogBatch,
     RecordError,
     count_or_none,

@@ -6,14 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from ingest.sources.slurm_policy import (
-    ASSOC_EXPORT_COMMAND,
-    parse_sacctmgr_associations,
-    parse_sacctmgr_qos,
-    parse_slurm_conf,
-    policy_from_slurm,
-    read_slurm_conf,
-)
+from ingest.sources.sacctmgr_assoc import ASSOC_EXPORT_COMMAND, parse_sacctmgr_associations
+from ingest.sources.sacctmgr_qos import parse_sacctmgr_qos
+from ingest.sources.slurm_conf import parse_slurm_conf, read_slurm_conf
+from ingest.sources.slurm_policy import policy_from_slurm
 from models.errors import PolicyError
 from models.policy import Association, load_policy_text
 

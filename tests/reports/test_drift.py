@@ -13,12 +13,10 @@ import polars as pl
 import pytest
 
 from ingest.sources.sacct import parse_sacct
-from ingest.sources.slurm_policy import (
-    parse_sacctmgr_associations,
-    parse_sacctmgr_qos,
-    policy_from_slurm,
-    read_slurm_conf,
-)
+from ingest.sources.sacctmgr_assoc import parse_sacctmgr_associations
+from ingest.sources.sacctmgr_qos import parse_sacctmgr_qos
+from ingest.sources.slurm_conf import read_slurm_conf
+from ingest.sources.slurm_policy import policy_from_slurm
 from ingest.sources.sshare import parse_sshare, shows_level_fs
 from models.fairshare.factors import compute_factors
 from reports.drift import (

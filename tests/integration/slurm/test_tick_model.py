@@ -22,12 +22,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ingest.sources.sacct import parse_sacct
-from ingest.sources.slurm_policy import (
-    parse_sacctmgr_associations,
-    parse_sacctmgr_qos,
-    policy_from_slurm,
-    read_slurm_conf,
-)
+from ingest.sources.sacctmgr_assoc import parse_sacctmgr_associations
+from ingest.sources.sacctmgr_qos import parse_sacctmgr_qos
+from ingest.sources.slurm_conf import read_slurm_conf
+from ingest.sources.slurm_policy import policy_from_slurm
 from models.errors import ParseError
 from models.fairshare.decay import decay_rate, run_usage
 from models.fairshare.decay_ticks import (
