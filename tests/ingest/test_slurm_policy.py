@@ -1,4 +1,5 @@
-"""Importing a policy from slurm.conf and sacctmgr output (ingest/sources/slurm_policy.py)."""
+"""Importing a policy from slurm.conf and sacctmgr output (ingest/sources/slurm_conf.py,
+sacctmgr_assoc.py, sacctmgr_qos.py and slurm_policy.py)."""
 
 from __future__ import annotations
 
