@@ -2,52 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import Response
-from pydantic import BaseModel
 
 from api.auth import ADMIN, AUDITOR, require
 from api.deps import ServiceDep
-from api.schemas import Problem
+from api.schemas import AuditEntryList, AuditEntryPublic, AuditHeadPublic, Problem
 from models.audit.chain import AuditEntry
 from models.money.grants import period_bounds
 from models.store.audit import count_audit_entries, read_audit_entries, read_audit_head
 from models.store.audit_bundle import build_bundle
 
 router = APIRouter(tags=["audit"])
-
-
-class AuditHeadPublic(BaseModel):
-    """The latest entry of the log: its seq and hash (null hash for an empty log)."""
-
-    seq: int
-    entry_sha256: str | None
-    at: datetime | None
-    kind: str | None
-
-
-class AuditEntryPublic(BaseModel):
-    """One log entry: header fields, hashes and the payload's canonical JSON text."""
-
-    seq: int
-    at: datetime
-    kind: str
-    actor: str
-    payload: str | None
-    payload_sha256: str
-    prev_sha256: str
-    entry_sha256: str
-
-
-class AuditEntryList(BaseModel):
-    """A page of entries in seq order; the next page starts after ``next_after_seq``."""
-
-    data: list[AuditEntryPublic]
-    count: int
-    next_after_seq: int | None
 
 
 def _public(entry: AuditEntry) -> AuditEntryPublic:

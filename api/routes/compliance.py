@@ -9,15 +9,20 @@ unallowable under the grant, so whoever bills the grant needs to see it). See
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query
-from pydantic import BaseModel, Field
 
 from api.auth import ADMIN, AUDITOR, FINANCE, require
 from api.deps import ServiceDep
-from api.schemas import Problem
+from api.schemas import (
+    ComplianceSummary,
+    Problem,
+    RunEvidence,
+    VerdictCounts,
+    VerdictPage,
+    VerdictPublic,
+)
 from api.service import Service
 from models.money.grants import Grant
 from models.store import require_active_policy
@@ -32,52 +37,6 @@ router = APIRouter(tags=["compliance"])
 
 _ERRORS: dict[int | str, dict[str, Any]] = {s: {"model": Problem} for s in (401, 403, 404, 503)}
 READERS = (ADMIN, AUDITOR, FINANCE)
-
-
-class VerdictPublic(BaseModel):
-    run_key: str
-    grant_id: str
-    regime: str
-    verdict: Literal["approved", "violation", "unknown"]
-    rule: str | None = Field(description="the failed rule (docs/compliance.md); null if approved")
-    offending_node: str | None = Field(description="first offending node in node-list order")
-    at: Literal["start", "end"] | None = Field(description="when a node rule failed")
-    evidence: dict[str, Any]
-    batch_id: int = Field(description="the verdict batch that computed it")
-    computed_at: datetime
-    policy_version: int
-    row_hash: str | None = Field(description="the run content the verdict is about")
-
-
-class VerdictCounts(BaseModel):
-    approved: int = 0
-    violation: int = 0
-    unknown: int = 0
-
-
-class VerdictPage(BaseModel):
-    data: list[VerdictPublic]
-    count: int = Field(description="exceptions in all (not only this page)")
-    limit: int
-    offset: int
-    next_offset: int | None = Field(description="offset of the next page; null on the last")
-
-
-class ComplianceSummary(BaseModel):
-    grant_id: str
-    regime: str | None
-    policy_version: int | None = Field(description="policy version of the latest verdict batch")
-    computed_at: datetime | None = Field(description="when the latest verdict batch was computed")
-    counts: VerdictCounts
-    exceptions: VerdictPage
-
-
-class RunEvidence(BaseModel):
-    run_key: str
-    grant_id: str
-    current: VerdictPublic | None = Field(description="null if the run has no current verdict")
-    history: list[VerdictPublic] = Field(description="every verdict stored, newest first")
-    count: int
 
 
 def _grant(service: Service, grant_id: str) -> Grant:

@@ -26,17 +26,17 @@ from api.ledger import (
     post_entry,
     statement,
 )
-from api.money_schemas import (
+from api.schemas import (
     AdjustmentPosted,
     AdjustmentRequest,
     ClosedPeriodPublic,
     GrantBalance,
     GrantList,
     PeriodList,
+    Problem,
     QuoteLine,
     QuotePublic,
 )
-from api.schemas import Problem
 from api.service import Service
 from models.errors import Conflict, InvalidRequest, UnknownGrant
 from models.money.grants import Grant
