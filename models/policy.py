@@ -15,12 +15,13 @@ from typing import Annotated, Literal
 
 import polars as pl
 import tomli_w
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from models.compliance.registry import Compliance, check_compliance
 from models.errors import PolicyError
 from models.fairshare.frames import ASSOCIATIONS
 from models.money.grants import Charging, Grant, RateCard, check_memberships, check_unique
+from models.policy_model import PolicyModel
 
 MEM_UNITS_MB = {"K": 1 / 1024, "M": 1.0, "G": 1024.0, "T": 1024.0**2, "P": 1024.0**3}
 
@@ -29,10 +30,6 @@ MEM_UNITS_MB = {"K": 1 / 1024, "M": 1.0, "G": 1024.0, "T": 1024.0**2, "P": 1024.
 NODE_TRES_PREFIXES = ("cpu", "mem", "node", "gres/", "energy", "vmem", "pages")
 
 ResetPeriod = Literal["NONE", "NOW", "DAILY", "WEEKLY", "MONTHLY", "QUARTERLY", "YEARLY"]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def parse_billing_weights(text: str) -> dict[str, float]:
@@ -60,7 +57,7 @@ def parse_billing_weights(text: str) -> dict[str, float]:
     return weights
 
 
-class Partition(_Strict):
+class Partition(PolicyModel):
     name: str
     tres_billing_weights: str = ""  # Slurm syntax: "CPU=1.0,Mem=0.25G,GRES/gpu=2.0"
     default: bool = False
@@ -78,25 +75,25 @@ class Partition(_Strict):
         return parse_billing_weights(self.tres_billing_weights)
 
 
-class Cluster(_Strict):
+class Cluster(PolicyModel):
     name: str
     partitions: list[Partition] = []
     max_tres: bool = False  # PriorityFlags=MAX_TRES
 
 
-class Qos(_Strict):
+class Qos(PolicyModel):
     name: str
     usage_factor: float = Field(default=1.0, ge=0)
 
 
-class Decay(_Strict):
+class Decay(PolicyModel):
     half_life_s: float = Field(default=7 * 86400, ge=0)  # 0 = no decay
     model: Literal["exact", "slurm"] = "exact"
     calc_period_s: int = Field(default=300, gt=0)  # PriorityCalcPeriod
     usage_reset: ResetPeriod = "NONE"  # PriorityUsageResetPeriod
 
 
-class FairShare(_Strict):
+class FairShare(PolicyModel):
     algorithm: Literal["fair_tree", "classic"] = "fair_tree"
     dampening: float = Field(default=1.0, gt=0)  # FairShareDampeningFactor (classic)
     ties: Literal["slurm", "merge"] = "slurm"
@@ -105,7 +102,7 @@ class FairShare(_Strict):
     count_requeued_runs: bool = True  # every run of a requeued job counts, as in Slurm
 
 
-class Association(_Strict):
+class Association(PolicyModel):
     cluster: str
     account: str
     user: str = ""  # "" for an account association
@@ -114,7 +111,7 @@ class Association(_Strict):
     lft: int | None = None
 
 
-class Policy(_Strict):
+class Policy(PolicyModel):
     clusters: list[Cluster]
     qos: list[Qos] = []
     decay: Decay = Decay()

@@ -17,19 +17,16 @@ from __future__ import annotations
 from datetime import date
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from models.compliance.frames import CERTIFICATIONS, CERTIFIED_NODES, INVENTORY
 from models.hostlist import expand_hostlist
 from models.money.grants import day_after, day_start
+from models.policy_model import PolicyModel
 
 ANY = "*"
 # An open end: far enough that no run reaches it, representable as a µs timestamp.
 OPEN_END = date(9999, 12, 30)
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def _hostlist_ok(text: str, where: str) -> None:
@@ -43,14 +40,14 @@ def _hostlist_ok(text: str, where: str) -> None:
         raise ValueError(f"{where}: the node list {text!r} names no node")
 
 
-class Regime(_Strict):
+class Regime(PolicyModel):
     """A compliance regime a grant can carry, e.g. ``hipaa`` or ``export-controlled``."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     description: str = ""
 
 
-class Certification(_Strict):
+class Certification(PolicyModel):
     """Infrastructure approved for one regime from ``start`` to ``end`` (inclusive, or open)."""
 
     id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -74,7 +71,7 @@ class Certification(_Strict):
         return self
 
 
-class InventoryEntry(_Strict):
+class InventoryEntry(PolicyModel):
     """Nodes of a cluster (a hostlist), their partitions and GPU model, in a validity period."""
 
     cluster: str
@@ -95,7 +92,7 @@ class InventoryEntry(_Strict):
         return self
 
 
-class Compliance(_Strict):
+class Compliance(PolicyModel):
     """The registry: regimes, certifications and the node inventory (all effective-dated)."""
 
     regimes: list[Regime] = []

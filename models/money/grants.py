@@ -14,9 +14,10 @@ from decimal import Decimal
 from typing import Annotated, Literal
 
 import polars as pl
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
+from pydantic import BeforeValidator, Field, PlainSerializer, model_validator
 
 from models.money.frames import MEMBERSHIPS
+from models.policy_model import PolicyModel
 
 PERIOD_PATTERN = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 RESOURCES = ("cpu", "gpu", "mem", "node")
@@ -68,11 +69,7 @@ def period_of(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class GrantMember(_Strict):
+class GrantMember(PolicyModel):
     """An account (or one user of it) charging to a grant from ``start`` to ``end``."""
 
     account: str
@@ -88,7 +85,7 @@ class GrantMember(_Strict):
         return self
 
 
-class Grant(_Strict):
+class Grant(PolicyModel):
     """A grant (allocation): a budget, a validity period, who charges to it, a regime."""
 
     id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -107,7 +104,7 @@ class Grant(_Strict):
         return self
 
 
-class Rate(_Strict):
+class Rate(PolicyModel):
     """A price per unit-hour of one resource, for a cluster and partition (``*`` = any).
 
     Units: cpu = one allocated CPU, gpu = one allocated GPU (``gpu_model`` narrows it to a
@@ -128,7 +125,7 @@ class Rate(_Strict):
         return self
 
 
-class RateCard(_Strict):
+class RateCard(PolicyModel):
     """Prices in force from ``effective`` until the next card's ``effective``."""
 
     id: str
@@ -148,7 +145,7 @@ class RateCard(_Strict):
         return self
 
 
-class Charging(_Strict):
+class Charging(PolicyModel):
     """How runs become charge lines (stated once, in the policy)."""
 
     attribution: Literal["end", "prorate"] = "end"
