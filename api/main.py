@@ -26,11 +26,11 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from fastapi import FastAPI
 from fastapi.responses import Response
 
-from api.delivery import export_factors, push_site_factors
 from api.errors import install_error_handlers
 from api.routes import ROUTERS, route_access
 from api.service import Service
 from api.settings import Delivery, Settings
+from api.usecases.delivery import export_factors, push_site_factors
 from ingest.scheduler import add_drop_dir_jobs, add_ingest_jobs, add_reconcile_jobs
 from models.fairshare.snapshots import FactorSnapshot
 from models.store.handle import StoreHandle

@@ -21,9 +21,7 @@ from typing import Any, Literal
 import polars as pl
 
 from api.auth import Principal, Role, TokenTable
-from api.compliance_refresh import refresh_compliance
 from api.errors import NotReady
-from api.ledger import ChargeCache
 from api.schemas import (
     DeliveryStatus,
     RecomputeStatus,
@@ -32,6 +30,8 @@ from api.schemas import (
     StatusPublic,
 )
 from api.settings import Settings
+from api.usecases.compliance import refresh_compliance
+from api.usecases.money import ChargeCache
 from models.fairshare.factors import compute_factors
 from models.fairshare.frames import FACTORS
 from models.fairshare.snapshots import (

@@ -48,12 +48,8 @@ def parse_as_of(text: str | None) -> datetime:
 
 
 def current_factors(ctx: typer.Context, as_of: datetime) -> tuple[pl.DataFrame, str]:
-    """Return the ``FACTORS`` frame of the active policy and stored runs at ``as_of``, and the
-    policy's fair-share algorithm."""
-    from models.fairshare.factors import compute_factors
-    from models.store import read_policy_and_runs
+    """Return the ``FACTORS`` frame at ``as_of`` and the policy's fair-share algorithm."""
+    from api.usecases.factors import factors_as_of
 
     with store_of(ctx) as con:
-        active, runs = read_policy_and_runs(con)
-    factors = compute_factors(runs.lazy(), active.policy, as_of=as_of)
-    return factors, active.policy.fairshare.algorithm
+        return factors_as_of(con, as_of)

@@ -20,7 +20,7 @@ def register(app: typer.Typer) -> None:
         as_of: Annotated[str | None, typer.Option(help="ISO 8601 time [default: now]")] = None,
     ) -> None:
         """Write every association's factor to PATH for a site-factor script to read."""
-        from api.delivery import export_factors
+        from api.usecases.delivery import export_factors
 
         when = parse_as_of(as_of)
         factors, algorithm = current_factors(ctx, when)
@@ -45,7 +45,7 @@ def register(app: typer.Typer) -> None:
 
         Exit status 1 if some updates failed.
         """
-        from api.delivery import push_site_factors
+        from api.usecases.delivery import push_site_factors
 
         factors, _ = current_factors(ctx, parse_as_of(as_of))
         report = push_site_factors(factors, delivery=settings_of(ctx).delivery, dry_run=dry_run)

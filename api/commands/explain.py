@@ -15,9 +15,9 @@ import polars as pl
 import typer
 
 from api.commands.context import parse_as_of, store_of
-from models.errors import FairledgerError, UnknownAssociation
+from api.usecases.explain import explain_user, simulate_policy
+from models.errors import FairledgerError
 from models.fairshare.explain import Explanation, Neighbour
-from models.policy import Policy
 
 
 class Format(StrEnum):
@@ -32,36 +32,6 @@ def _num(value: float | int | None, digits: int = 6) -> str:
     if isinstance(value, float) and math.isinf(value):
         return "inf"
     return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
-
-
-def _read(ctx: typer.Context) -> tuple[Policy, pl.DataFrame]:
-    from api.routes.explain import RUN_COLUMNS
-    from models.store import read_policy_and_runs
-
-    with store_of(ctx) as con:  # one transaction, as the route reads
-        active, runs = read_policy_and_runs(con, columns=RUN_COLUMNS)
-    return active.policy, runs
-
-
-def pick_association(
-    policy: Policy, user: str, cluster: str | None, account: str | None
-) -> tuple[str, str]:
-    """Return (cluster, account) of ``user``'s one association matching the options."""
-    found = sorted(
-        {
-            (a.cluster, a.account)
-            for a in policy.associations
-            if a.user == user
-            and (cluster is None or a.cluster == cluster)
-            and (account is None or a.account == account)
-        }
-    )
-    if not found:
-        raise UnknownAssociation(f"no association of user {user!r} matches")
-    if len(found) > 1:
-        names = ", ".join(f"{c}/{a}" for c, a in found)
-        raise FairledgerError(f"user {user!r} has several associations ({names}): pick one")
-    return found[0]
 
 
 def _neighbour(word: str, other: Neighbour | None) -> list[str]:
@@ -125,19 +95,15 @@ def register(app: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Explain a user's factor: path from root, rank, neighbours, top runs, recovery."""
-        from models.fairshare.explain import explain_association
-
-        policy, runs = _read(ctx)
-        where, acct = pick_association(policy, user, cluster, account)
-        found = explain_association(
-            runs.lazy(),
-            policy,
-            cluster=where,
-            account=acct,
-            user=user,
-            as_of=parse_as_of(as_of),
-            target=target,
-        )
+        with store_of(ctx) as con:
+            found = explain_user(
+                con,
+                cluster=cluster,
+                account=account,
+                user=user,
+                as_of=parse_as_of(as_of),
+                target=target,
+            )
         typer.echo(explanation_text(found))
 
     @app.command("simulate")
@@ -153,13 +119,11 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Compare each association's usage, factor, rank and charges, and each grant's charges,
         under the loaded and another policy."""
-        from models.fairshare.simulate import grant_changes, simulate
         from models.policy import load_policy
 
-        current, runs = _read(ctx)
         other = load_policy(policy)
-        table = simulate(runs.lazy(), current, other, as_of=parse_as_of(as_of))
-        grants = grant_changes(runs.lazy(), current, other)
+        with store_of(ctx) as con:
+            table, grants = simulate_policy(con, lambda _: other, as_of=parse_as_of(as_of))
         if format is Format.json:
             body = {"data": table.to_dicts(), "count": table.height, "grants": grants.to_dicts()}
             typer.echo(json.dumps(body, default=str))

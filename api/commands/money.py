@@ -15,7 +15,14 @@ import polars as pl
 import typer
 
 from api.commands.context import store_of
-from api.ledger import HASHED_FORMATS, LedgerState, close_period, load_ledger, post_entry, statement
+from api.usecases.money import (
+    HASHED_FORMATS,
+    LedgerState,
+    close_period,
+    load_ledger,
+    post_entry,
+    statement,
+)
 from models.errors import FairledgerError
 from models.money.quotes import quote_run
 

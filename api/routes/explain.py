@@ -11,7 +11,6 @@ import math
 from datetime import UTC, datetime
 from typing import Annotated
 
-import polars as pl
 from fastapi import APIRouter, Query, Request
 
 from api.auth import ADMIN, AUDITOR, VIEWER, Principal, Role, require
@@ -25,19 +24,11 @@ from api.schemas import (
     SimulationRow,
 )
 from api.service import Service
-from models.errors import UnknownAssociation
-from models.fairshare.explain import explain_association
-from models.fairshare.simulate import grant_changes, policy_with, simulate
-from models.fairshare.snapshots import accounts_within
-from models.money.frames import CHARGE_RUN_COLUMNS
+from api.usecases import explain as usecase
+from models.fairshare.simulate import policy_with
 from models.policy import Policy, load_policy_text
-from models.store import read_policy_and_runs as read_store_policy_and_runs
-from models.store.runs import USAGE_COLUMNS
 
 router = APIRouter(tags=["explain"])
-
-# explain names its top runs by job id too; simulate charges the runs under both policies
-RUN_COLUMNS = tuple(dict.fromkeys((*USAGE_COLUMNS, "job_id", *CHARGE_RUN_COLUMNS)))
 
 _ERRORS: dict[int | str, dict[str, object]] = {
     s: {"model": Problem} for s in (401, 403, 404, 422, 503)
@@ -48,13 +39,6 @@ def _utc(moment: datetime | None, service: Service) -> datetime:
     if moment is None:
         return service.clock().astimezone(UTC)
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def read_policy_and_runs(service: Service) -> tuple[Policy, pl.DataFrame]:
-    """Return the active policy and the runs of its clusters, read in one transaction."""
-    with service.store.reading() as cur:
-        active, runs = read_store_policy_and_runs(cur, columns=RUN_COLUMNS)
-    return active.policy, runs
 
 
 def _public(value: object) -> object:
@@ -88,25 +72,18 @@ def explain(
     ] = None,
 ) -> ExplanationPublic:
     """Return why a user's factor is what it is (a viewer: users in its accounts' subtree)."""
-    policy, runs = read_policy_and_runs(service)
     principal: Principal = request.state.principal
-    if principal.role is Role.viewer:
-        allowed = accounts_within(
-            policy.association_frame().filter(pl.col("user") == ""), principal.accounts or ()
+    within = (principal.accounts or ()) if principal.role is Role.viewer else None
+    with service.store.reading() as cur:
+        found = usecase.explain_user(
+            cur,
+            cluster=cluster,
+            account=account,
+            user=user,
+            as_of=_utc(as_of, service),
+            target=target,
+            within=within,
         )
-        if (cluster, account) not in allowed:
-            raise UnknownAssociation(
-                f"no association cluster={cluster} account={account} user={user}"
-            )
-    found = explain_association(
-        runs.lazy(),
-        policy,
-        cluster=cluster,
-        account=account,
-        user=user,
-        as_of=_utc(as_of, service),
-        target=target,
-    )
     return ExplanationPublic.model_validate(_public(dataclasses.asdict(found)))
 
 
@@ -117,21 +94,22 @@ def explain(
 )
 def simulate_policy(service: ServiceDep, body: SimulateRequest) -> SimulationPublic:
     """Return every association's usage, factor and rank under the active and another policy."""
-    current, runs = read_policy_and_runs(service)
-    if body.policy_toml is not None:
-        other = load_policy_text(body.policy_toml, origin="policy_toml")
-    else:
-        other = current
-    other = policy_with(
-        other,
-        half_life_s=body.half_life_s,
-        algorithm=body.algorithm,
-        ties=body.ties,
-        shares=[(s.cluster, s.account, s.user, s.shares) for s in body.shares],
-    )
-    table = simulate(runs.lazy(), current, other, as_of=_utc(body.as_of, service))
+
+    def other_of(current: Policy) -> Policy:
+        base = current
+        if body.policy_toml is not None:
+            base = load_policy_text(body.policy_toml, origin="policy_toml")
+        return policy_with(
+            base,
+            half_life_s=body.half_life_s,
+            algorithm=body.algorithm,
+            ties=body.ties,
+            shares=[(s.cluster, s.account, s.user, s.shares) for s in body.shares],
+        )
+
+    with service.store.reading() as cur:
+        table, by_grant = usecase.simulate_policy(cur, other_of, as_of=_utc(body.as_of, service))
     rows = [SimulationRow.model_validate(r) for r in table.iter_rows(named=True)]
-    by_grant = grant_changes(runs.lazy(), current, other)
     grants = [GrantChange.model_validate(r) for r in by_grant.iter_rows(named=True)]
     chart = None
     if body.chart:

@@ -1,6 +1,6 @@
 """Grant dashboards' chart routes: burn-down with forecast, and compliance status per grant.
 
-The burn-down is the grant's statement's (``api.ledger.load_ledger``,
+The burn-down is the grant's statement's (``api.usecases.money.load_ledger``,
 ``models.money.statement_builder``); the compliance chart counts the current verdicts the server
 stores after each recompute (``models.store.verdicts``). ``?format=png|svg`` as for every chart. A
 viewer sees the burn-down of the grants its accounts (or accounts below them) charge to, as the
@@ -18,8 +18,8 @@ from fastapi.responses import Response
 
 from api.auth import ADMIN, AUDITOR, FINANCE, VIEWER, require
 from api.deps import ServiceDep
-from api.ledger import load_ledger, statement
 from api.routes.dashboards import CHART_ERRORS, Format, chart_response
+from api.usecases.money import load_ledger, statement
 from dashboards.charts import burndown_chart, compliance_chart
 from models.compliance.frames import VERDICTS
 from models.dashboard_data import burndown_points, compliance_status

@@ -1,6 +1,6 @@
 """Money over HTTP: grants, statements, periods, adjustments, quotes and unbilled runs.
 
-Every answer is computed from the store as of the request (the ledger of ``api.ledger``); a
+Every answer is computed from the store as of the request (the ledger of ``api.usecases.money``); a
 closed period's statement is made from its frozen lines only, so it is the same bytes whenever
 it is asked for, and its SHA-256 is the one recorded at close (``X-Statement-SHA256``).
 """
@@ -17,15 +17,6 @@ from fastapi.responses import Response
 
 from api.auth import ADMIN, AUDITOR, FINANCE, VIEWER, Principal, require
 from api.deps import ServiceDep
-from api.ledger import (
-    HASHED_FORMATS,
-    LedgerState,
-    check_period,
-    close_period,
-    load_ledger,
-    post_entry,
-    statement,
-)
 from api.schemas import (
     AdjustmentPosted,
     AdjustmentRequest,
@@ -38,6 +29,15 @@ from api.schemas import (
     QuotePublic,
 )
 from api.service import Service
+from api.usecases.money import (
+    HASHED_FORMATS,
+    LedgerState,
+    check_period,
+    close_period,
+    load_ledger,
+    post_entry,
+    statement,
+)
 from models.errors import Conflict, InvalidRequest, UnknownGrant
 from models.money.grants import Grant
 from models.money.quotes import quote_run

@@ -14,14 +14,14 @@ from typing import Any
 import polars as pl
 import pytest
 
-from api.delivery import (
+from api.settings import Delivery
+from api.usecases.delivery import (
     EXPORT_FORMAT,
     SiteFactorLedger,
     export_factors,
     push_site_factors,
     site_factor,
 )
-from api.settings import Delivery
 from models import frames
 from models.errors import FairledgerError, SourceUnavailable
 from models.fairshare import frames as fairshare_frames

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from api.cli import app
-from api.ledger import (
+from api.usecases.money import (
     ChargeCache,
     LedgerState,
     close_period,

@@ -27,7 +27,7 @@ import polars as pl
 import pytest
 from helpers import LabRun, Site, assoc_mgr_usage, sacct_rows, sshare_columns, usage_close, utc
 
-from api.delivery import site_factor
+from api.usecases.delivery import site_factor
 from models.fairshare.decay_ticks import (
     continuous_bound,
     order_ends_after_ticks,
