@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 # and trusts the machine's certificate store as pip does.
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_PYTHON_DOWNLOADS := never
-export UV_NATIVE_TLS := 1
+export UV_SYSTEM_CERTS := 1
 
 .PHONY: install run check test upgrade bench clean
 
