@@ -111,6 +111,76 @@ class Association(PolicyModel):
     lft: int | None = None
 
 
+def check_association_tree(associations: list[Association], *, clusters: set[str]) -> None:
+    """Raise ValueError unless each cluster's associations form one tree under "root".
+
+    Refused: an unknown cluster, an association defined twice, a user in an account that is not
+    defined, an account other than root without a parent, an account that is its own parent, a
+    parent that is not an account of the same cluster, and accounts whose parents form a cycle
+    (build_tree would refuse each of these at every recompute).
+    """
+    parents: dict[str, dict[str, str | None]] = {}  # cluster -> account -> parent
+    seen: set[tuple[str, str, str]] = set()
+    for a in associations:
+        if a.cluster not in clusters:
+            raise ValueError(
+                f"association {a.cluster}/{a.account}/{a.user or '-'}: unknown "
+                f"cluster {a.cluster!r}"
+            )
+        if (a.cluster, a.account, a.user) in seen:
+            what = (
+                f'user "{a.user}" in account "{a.account}"' if a.user else f'account "{a.account}"'
+            )
+            raise ValueError(f"cluster {a.cluster}: {what} is defined twice")
+        seen.add((a.cluster, a.account, a.user))
+        if not a.user:
+            parents.setdefault(a.cluster, {})[a.account] = a.parent
+    for a in associations:
+        accounts = parents.get(a.cluster, {})
+        if a.user and a.account not in accounts:
+            raise ValueError(
+                f'cluster {a.cluster}: user "{a.user}" is in account "{a.account}", '
+                "which is not an account of the cluster"
+            )
+    for cluster, accounts in parents.items():
+        for account, parent in accounts.items():
+            if account == "root":
+                continue
+            if parent is None:
+                raise ValueError(
+                    f'cluster {cluster}: account "{account}" has no parent; only root has none'
+                )
+            if parent == account:
+                raise ValueError(f'cluster {cluster}: account "{account}" is its own parent')
+            if parent not in accounts:
+                raise ValueError(
+                    f'cluster {cluster}: account "{account}" has parent "{parent}", '
+                    "which is not an account of the cluster"
+                )
+        cycle = _parent_cycle(accounts)
+        if cycle:
+            raise ValueError(f"cluster {cluster}: accounts {' -> '.join(cycle)} form a cycle")
+
+
+def _parent_cycle(parents: dict[str, str | None]) -> list[str]:
+    """Return the first cycle of parent links, from its account listed first in the policy
+    back to that account, or [] when every account leads up to root."""
+    listed = {account: i for i, account in enumerate(parents)}
+    under_root = {"root"}
+    for start in parents:
+        path: dict[str, None] = {}  # the accounts walked from start, in order
+        account: str | None = start
+        while account is not None and account not in under_root:
+            if account in path:
+                cycle = list(path)[list(path).index(account) :]
+                turn = cycle.index(min(cycle, key=listed.__getitem__))
+                return [*cycle[turn:], *cycle[:turn], cycle[turn]]
+            path[account] = None
+            account = parents.get(account)
+        under_root.update(path)
+    return []
+
+
 class Policy(PolicyModel):
     clusters: list[Cluster]
     qos: list[Qos] = []
@@ -139,19 +209,7 @@ class Policy(PolicyModel):
 
     @model_validator(mode="after")
     def _tree_is_consistent(self) -> Policy:
-        names = {c.name for c in self.clusters}
-        accounts = {(a.cluster, a.account) for a in self.associations if not a.user}
-        for a in self.associations:
-            where = f"association {a.cluster}/{a.account}/{a.user or '-'}"
-            if a.cluster not in names:
-                raise ValueError(f"{where}: unknown cluster {a.cluster!r}")
-            if a.user and (a.cluster, a.account) not in accounts:
-                raise ValueError(f"{where}: account {a.account!r} is not defined")
-            if not a.user and a.account != "root":
-                if a.parent is None:
-                    raise ValueError(f"{where}: an account other than root needs a parent")
-                if (a.cluster, a.parent) not in accounts:
-                    raise ValueError(f"{where}: parent {a.parent!r} is not defined")
+        check_association_tree(self.associations, clusters={c.name for c in self.clusters})
         return self
 
     def cluster(self, name: str) -> Cluster:
@@ -189,6 +247,21 @@ class Policy(PolicyModel):
         return hashlib.sha256(self.to_toml().encode()).hexdigest()
 
 
+def validation_problems(exc: ValidationError) -> str:
+    """Return pydantic's errors on one line: "where: what" each, "; " between them.
+
+    A check of the whole policy (a ValueError from a model validator) has no "where" and is
+    given as its own message, without pydantic's "Value error, " prefix.
+    """
+    problems = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"])
+        raised = err.get("ctx", {}).get("error") if err["type"] == "value_error" else None
+        what = str(raised) if raised is not None else err["msg"]
+        problems.append(f"{where}: {what}" if where else what)
+    return "; ".join(problems)
+
+
 def load_policy_text(text: str, *, origin: str = "<policy>") -> Policy:
     """Return the validated policy in ``text``; PolicyError names the bad field."""
     try:
@@ -198,11 +271,7 @@ def load_policy_text(text: str, *, origin: str = "<policy>") -> Policy:
     try:
         return Policy.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}"
-            for err in exc.errors()
-        )
-        raise PolicyError(f"{origin}: {problems}") from exc
+        raise PolicyError(f"{origin}: {validation_problems(exc)}") from exc
 
 
 def load_policy(path: Path) -> Policy:

@@ -10,7 +10,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from models.policy import load_policy_text
+from models.policy import Association, Cluster, Policy, load_policy_text
 from models.store import write_policy
 from models.store.handle import StoreHandle
 
@@ -72,3 +72,36 @@ def site_policy(
         for user in users:
             parts += association(account, parent=False, user=user)
     return "\n".join(parts)
+
+
+# accounts a and b of cluster lab are each other's parent: refused since issue 16
+CYCLIC_POLICY = """
+[[clusters]]
+name = "lab"
+
+[[associations]]
+cluster = "lab"
+account = "root"
+
+[[associations]]
+cluster = "lab"
+account = "a"
+parent = "b"
+
+[[associations]]
+cluster = "lab"
+account = "b"
+parent = "a"
+"""
+
+
+def self_parent_policy() -> Policy:
+    """Return a policy of cluster lab whose account "a" is its own parent, built without
+    validation: what releases before issue 16 loaded and recorded."""
+    return Policy.model_construct(
+        clusters=[Cluster(name="lab")],
+        associations=[
+            Association(cluster="lab", account="root"),
+            Association(cluster="lab", account="a", parent="a"),
+        ],
+    )

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import polars as pl
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
+from pydantic import ValidationError
 
 from api.auth import ADMIN, AUDITOR, FINANCE, VIEWER, Principal, require
 from api.deps import ServiceDep
@@ -41,6 +42,7 @@ from api.usecases.money import (
 from models.errors import Conflict, InvalidRequest, UnknownGrant
 from models.money.grants import Grant
 from models.money.quotes import quote_run
+from models.policy import validation_problems
 from models.store import read_active_policy, write_policy
 from models.store.ledger import read_statement_hashes, read_statement_makers
 
@@ -90,8 +92,8 @@ async def add_grant(service: ServiceDep, grant: Grant) -> GrantBalance:
             data["grants"] = [*data.get("grants", []), grant.model_dump(mode="json")]
             try:
                 policy = type(active.policy).model_validate(data)
-            except ValueError as exc:
-                raise InvalidRequest(str(exc)) from exc
+            except ValidationError as exc:
+                raise InvalidRequest(validation_problems(exc)) from exc
             write_policy(cur, policy, origin=f"POST /v1/grants {grant.id}")
         return policy.charging.decimals
 

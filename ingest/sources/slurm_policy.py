@@ -22,6 +22,7 @@ from models.policy import (
     Partition,
     Policy,
     Qos,
+    validation_problems,
 )
 
 
@@ -97,8 +98,5 @@ def policy_from_slurm(
             associations=chosen,
         )
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(policy)'}: {err['msg']}"
-            for err in exc.errors()
-        )
+        problems = validation_problems(exc)
         raise PolicyError(f"cannot build the policy from {conf.origin}: {problems}") from exc

@@ -18,7 +18,7 @@ from models.fairshare.factors import compute_factors
 from models.fairshare.frames import GRANT_CHANGES, SIMULATION
 from models.money.charges import charge_runs
 from models.money.frames import CHARGE_RUN_COLUMNS, MONEY
-from models.policy import Policy
+from models.policy import Policy, validation_problems
 
 _KEY = ["cluster", "account", "user"]
 
@@ -148,4 +148,4 @@ def policy_with(
     try:
         return Policy.model_validate(data)
     except ValidationError as exc:
-        raise PolicyError(f"policy overrides: {exc}") from exc
+        raise PolicyError(f"policy overrides: {validation_problems(exc)}") from exc

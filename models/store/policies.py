@@ -32,10 +32,14 @@ def write_policy(
 ) -> tuple[int, bool]:
     """Record ``policy`` as the active version; return (version_id, whether it is new)."""
     digest = policy.sha256()
-    current = read_active_policy(con)
-    if current is not None and current.sha256 == digest:
-        return current.version_id, False
-    version_id = (current.version_id + 1) if current else 1
+    # the active version's id and hash only: a version an older release accepted may no longer
+    # validate, and loading a good policy over it is how it is replaced
+    rows = con.execute(
+        "SELECT version_id, sha256 FROM policy_versions ORDER BY version_id DESC LIMIT 1"
+    ).fetchall()
+    if rows and rows[0][1] == digest:
+        return int(rows[0][0]), False
+    version_id = int(rows[0][0]) + 1 if rows else 1
     assocs = policy.association_frame()
     con.execute("BEGIN TRANSACTION")
     try:

@@ -55,7 +55,7 @@ def test_a_good_policy_round_trips_through_toml():
         (('model = "slurm"', 'model = "linear"'), "decay.model"),
         (("shares = 40", "shares = -3"), "associations.1.shares"),
         (('shares = "parent"', 'shares = "half"'), "associations.2.shares"),
-        (('parent = "root"', 'parent = "nowhere"'), "parent 'nowhere' is not defined"),
+        (('parent = "root"', 'parent = "nowhere"'), 'has parent "nowhere", which is not an'),
         (("CPU=1.0,Mem=0.25G", "CPU=one"), "CPU=one"),
         (('name = "scavenger"', 'nmae = "scavenger"'), "qos.0"),
     ],
