@@ -102,8 +102,17 @@ def last_reset_boundary(as_of: datetime, period: ResetPeriod) -> datetime | None
     raise PolicyError(f"unknown usage reset period {period!r}")
 
 
+# polars divides a column by a scalar as a multiplication by its reciprocal in some rows and as a
+# true division in others, depending on where the row falls in the column: the same run could get
+# a different last bit in another position. So no column is divided by a scalar here: seconds come
+# from integer arithmetic (exact for whole seconds) and constants multiply as reciprocals.
+_SIXTH = 1.0 / 6.0
+
+
 def _seconds(later: pl.Expr, earlier: pl.Expr) -> pl.Expr:
-    return (later - earlier).dt.total_microseconds().cast(pl.Float64) / 1e6
+    micros = (later - earlier).dt.total_microseconds()
+    whole = (micros // 1_000_000).cast(pl.Float64)
+    return whole + (micros % 1_000_000).cast(pl.Float64) * 1e-6
 
 
 def run_usage(runs: pl.LazyFrame, *, decay: Decay, as_of: datetime) -> pl.LazyFrame:
@@ -130,25 +139,39 @@ def run_usage(runs: pl.LazyFrame, *, decay: Decay, as_of: datetime) -> pl.LazyFr
         # (1 - q**span) / lam, with its series where the subtraction would cancel
         integral = (
             pl.when(x < _SERIES_BELOW)
-            .then(span * (1.0 - x / 2.0 + x * x / 6.0))
-            .otherwise((1.0 - (-x).exp()) / lam)
+            .then(span * (1.0 - x * 0.5 + x * x * _SIXTH))
+            .otherwise((1.0 - (-x).exp()) * (1.0 / lam))
         )
         age = _seconds(now, end).clip(lower_bound=0.0).fill_null(0.0)
         usage = rate * (-(age * lam)).exp() * integral
     return runs.with_columns(usage.alias("raw_usage"))
 
 
+def ordered_sum(name: str) -> pl.Expr:
+    """Return the sum of float column ``name``, added one value at a time in ascending order.
+
+    Float addition is not associative, so a sum depends on the order of its terms. polars' own
+    ``sum`` (in ``group_by`` above all) adds partial sums in whatever order its threads finish,
+    and the runs arrive in whatever order the store returns them: the last digit would vary from
+    call to call. Sorting the values first makes the terms' order a function of the values
+    alone, and ``cum_sum`` is a sequential scan, so equal inputs, in any order, give the same
+    bits. Nulls count 0; ``+ 0.0`` turns a -0.0 term into 0.0 (sort may order the two zeros
+    either way).
+    """
+    return (pl.col(name) + 0.0).sort().cum_sum().last().fill_null(0.0)
+
+
 def decayed_usage(runs: pl.LazyFrame, *, decay: Decay, as_of: datetime) -> pl.LazyFrame:
     """Return ``ASSOC_USAGE``: the decayed usage at ``as_of`` summed per association.
 
     One row per (cluster, account, user) that has runs, ``raw_usage`` in billing-seconds x usage
-    factor. ``runs`` needs ``cluster``, ``account``, ``user``, ``start_at``, ``end_at`` and
-    ``usage_rate``.
+    factor, the same bits whatever the order of ``runs`` (see ``ordered_sum``). ``runs`` needs
+    ``cluster``, ``account``, ``user``, ``start_at``, ``end_at`` and ``usage_rate``.
     """
     return (
         run_usage(runs, decay=decay, as_of=as_of)
         .group_by("cluster", "account", "user")
-        .agg(pl.col("raw_usage").sum())
+        .agg(ordered_sum("raw_usage"))
         .sort("cluster", "account", "user")
         .select([pl.col(name).cast(dtype) for name, dtype in ASSOC_USAGE.items()])
     )

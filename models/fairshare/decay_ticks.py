@@ -42,7 +42,7 @@ from zoneinfo import ZoneInfo
 import polars as pl
 
 from models.errors import ParseError
-from models.fairshare.decay import decay_rate, last_reset_boundary
+from models.fairshare.decay import decay_rate, last_reset_boundary, ordered_sum
 from models.fairshare.frames import ASSOC_USAGE, FACTORS
 from models.policy import Decay, Policy
 
@@ -181,13 +181,14 @@ def tick_decayed_usage(
 ) -> pl.DataFrame:
     """Return ``ASSOC_USAGE`` at ``as_of`` with Slurm's per-tick discretisation.
 
-    The tick-aware counterpart of ``models.fairshare.decay.decayed_usage``: same input columns (plus
-    ``cluster``, ``account``, ``user``), one row per association that has runs.
+    The tick-aware counterpart of ``models.fairshare.decay.decayed_usage``: same input columns
+    (plus ``cluster``, ``account``, ``user``), one row per association that has runs, the same
+    bits whatever the order of ``runs``.
     """
     per_run = tick_run_usage(runs, decay=decay, ticks=ticks, as_of=as_of)
     return (
         per_run.group_by("cluster", "account", "user")
-        .agg(pl.col("raw_usage").sum())
+        .agg(ordered_sum("raw_usage"))
         .sort("cluster", "account", "user")
         .select([pl.col(name).cast(dtype) for name, dtype in ASSOC_USAGE.items()])
     )

@@ -26,7 +26,7 @@ from typing import Any
 import polars as pl
 
 from models.errors import UnknownAssociation
-from models.fairshare.decay import decayed_usage, run_usage
+from models.fairshare.decay import decayed_usage, ordered_sum, run_usage
 from models.fairshare.factors import classic_factors, compute_factors, fair_tree_factors
 from models.fairshare.tree import split_usage
 from models.fairshare.usage import usage_rates
@@ -185,13 +185,17 @@ def heaviest_runs(
     as_of: datetime,
     limit: int = 10,
 ) -> list[TopRun]:
-    """Return the user's ``limit`` runs with the most decayed usage at ``as_of``, largest first."""
+    """Return the user's ``limit`` runs with the most decayed usage at ``as_of``, largest first
+    (equal usage: by ``run_key``)."""
     mine = runs.filter(
         (pl.col("cluster") == cluster) & (pl.col("account") == account) & (pl.col("user") == user)
     )
     used = run_usage(usage_rates(mine, policy), decay=policy.decay, as_of=as_of).collect()
-    total = float(used.get_column("raw_usage").sum() or 0.0)
-    top = used.sort("raw_usage", descending=True, maintain_order=True).head(limit)
+    total = float(used.select(ordered_sum("raw_usage")).item())
+    ties = ["run_key"] if "run_key" in used.columns else []  # not the store's row order
+    top = used.sort(
+        ["raw_usage", *ties], descending=[True] + [False] * len(ties), maintain_order=True
+    ).head(limit)
     return [
         TopRun(
             run_key=r.get("run_key"),

@@ -3,12 +3,14 @@ usage, runs and weights.
 
 Every factor is in [0, 1]; scaling all shares or all usage by k > 0 changes nothing; more usage
 never raises one's own factor; decaying by t1 then t2 equals decaying by t1 + t2; billing is
-recomputed from TRES and weights; an account's usage is the sum of its subtree's.
+recomputed from TRES and weights; an account's usage is the sum of its subtree's; the same runs in
+any order give bit-identical factors.
 """
 
 from __future__ import annotations
 
 import math
+import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -17,12 +19,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from models.fairshare.decay import decay_rate, decayed_usage
-from models.fairshare.factors import classic_factors, fair_tree_factors
+from models.fairshare.factors import classic_factors, compute_factors, fair_tree_factors
 from models.fairshare.frames import ASSOC_USAGE, ASSOCIATIONS
 from models.fairshare.tree import rolled_usage
 from models.fairshare.usage import usage_rates
-from models.frames import TRES_ITEM, UTC_TIME
-from models.policy import Cluster, Decay, FairShare, Partition, Policy, Qos
+from models.frames import RUNS, TRES_ITEM, UTC_TIME
+from models.policy import Association, Cluster, Decay, FairShare, Partition, Policy, Qos
 from tests.strategies import examples
 
 SETTINGS = settings(
@@ -280,3 +282,84 @@ def test_billing_is_recomputed_from_tres_and_weights(
                 expected = sum(weighted.values())
         assert math.isclose(billing, expected, rel_tol=1e-12, abs_tol=1e-12)
         assert math.isclose(rate, expected * factor, rel_tol=1e-12, abs_tol=1e-12)
+
+
+# ------------------------------------------------------------------------------ determinism
+
+ACCOUNTS = ["a0", "a1", "a2"]
+USERS = ["u0", "u1", "u2"]
+
+
+def _runs_policy(algorithm: str, model: str) -> Policy:
+    assocs = [Association(cluster="c", account="root")]
+    for i, account in enumerate(ACCOUNTS):
+        assocs.append(Association(cluster="c", account=account, parent="root", shares=i + 1))
+        assocs.extend(Association(cluster="c", account=account, user=u) for u in USERS)
+    return Policy(
+        clusters=[
+            Cluster(
+                name="c",
+                partitions=[
+                    Partition(name="p", tres_billing_weights="CPU=1.0,Mem=0.3G", default=True)
+                ],
+            )
+        ],
+        decay=Decay(half_life_s=3 * 86400, model=model),  # type: ignore[arg-type]
+        fairshare=FairShare(algorithm=algorithm),  # type: ignore[arg-type]
+        associations=assocs,
+    )
+
+
+@st.composite
+def many_runs(draw: st.DrawFn) -> pl.DataFrame:
+    """Runs of a few associations, of very different sizes (so their sums round), some running."""
+    n = draw(st.integers(2, 60))
+    rows = []
+    for _ in range(n):
+        start = T0 - timedelta(seconds=draw(st.integers(0, 20 * 86400)))
+        length = draw(st.integers(0, 5 * 86400))
+        end = start + timedelta(seconds=length)
+        rows.append(
+            {
+                "cluster": "c",
+                "account": draw(st.sampled_from(ACCOUNTS)),
+                "user": draw(st.sampled_from(USERS)),
+                "partition": "p",
+                "qos": "",
+                "start_at": start,
+                "end_at": None if draw(st.booleans()) else end,  # running, or clipped to as_of
+                "tres": [
+                    {"name": "cpu", "count": float(draw(st.integers(1, 512)))},
+                    {"name": "mem", "count": float(draw(st.integers(1, 2_000_000)))},
+                ],
+            }
+        )
+    return pl.DataFrame(rows, schema={name: RUNS[name] for name in rows[0]})
+
+
+def _bits(frame: pl.DataFrame) -> list[tuple[str | None, ...]]:
+    """Return every float of ``frame`` as its exact bits (``float.hex``: -0.0 and NaN too)."""
+    floats = frame.select(pl.col(pl.Float64))
+    return [tuple(None if v is None else v.hex() for v in row) for row in floats.iter_rows()]
+
+
+@SETTINGS
+@given(
+    runs=many_runs(),
+    order=st.randoms(use_true_random=False),
+    algorithm=st.sampled_from(["fair_tree", "classic"]),
+    model=st.sampled_from(["exact", "slurm"]),
+)
+def test_the_same_runs_in_any_order_give_the_same_bits(
+    runs: pl.DataFrame, order: random.Random, algorithm: str, model: str
+) -> None:
+    policy = _runs_policy(algorithm, model)
+    positions = list(range(runs.height))
+    order.shuffle(positions)
+    first = compute_factors(runs.lazy(), policy, as_of=T0)
+    shuffled = compute_factors(runs[positions].lazy(), policy, as_of=T0)
+    again = compute_factors(runs.lazy(), policy, as_of=T0)
+    assert first.height == len(policy.associations)
+    assert _bits(shuffled) == _bits(first)
+    assert _bits(again) == _bits(first)
+    assert shuffled.equals(first) and again.equals(first)
