@@ -59,6 +59,34 @@ RUNS: dict[str, pl.DataType] = {
     "source_line": pl.Int64(),  # line number in the source file (1-based), when there is one
 }
 
+# The largest size a run may have (docs/ingest.md#bounds): parsers quarantine a run beyond one
+# (or with a size that is not a finite number) and charging leaves such a run unbilled (a store
+# may hold one read before these bounds). No job comes near them: the largest machines have
+# ~10^7 cores and ~10^10 MB of memory, and nothing runs for a century. Within them charging is
+# exact: quantity x seconds is at most 2^40 x 3.2e9 < 3.5e21, so its Int128 product with a price
+# and a QOS multiplier in millionths (``models.money.charges``) has room for a memory price of
+# ~10^4 per GiB-hour and a CPU price of ~10^7 per CPU-hour at multiplier 1; charging also checks
+# each product and leaves a run unbilled rather than let one overflow.
+MAX_COUNT = 2**31 - 1  # CPUs, GPUs, nodes: the Int32 count columns
+MAX_MEM_MB = 2**40  # 1 EiB, ~100 times the memory of today's largest machine
+MAX_ELAPSED_S = 3_155_760_000  # 100 years of 365.25 days
+MAX_TRES_COUNT = 2**53  # billing and every TRES count: beyond it a Float64 is not exact
+RUN_BOUNDS: dict[str, int] = {
+    "elapsed_s": MAX_ELAPSED_S,
+    "alloc_nodes": MAX_COUNT,
+    "alloc_cpus": MAX_COUNT,
+    "alloc_mem_mb": MAX_MEM_MB,
+    "alloc_gpus": MAX_COUNT,
+    "billing": MAX_TRES_COUNT,
+}
+
+
+def beyond_bound(column: str) -> pl.Expr:
+    """Return true where ``column``'s magnitude exceeds its ``RUN_BOUNDS`` entry or is not a
+    finite number (NaN, ±inf); null where it is null."""
+    return ~(pl.col(column).abs() <= RUN_BOUNDS[column])
+
+
 STEPS: dict[str, pl.DataType] = {
     "step_key": pl.String(),  # "<cluster>/<job_id_raw of the step>/<submit epoch s>"
     "run_key": pl.String(),  # the run the step belongs to

@@ -5,11 +5,13 @@ The record-based parsers (``sacct_json``, ``pbs``, ``lsf``, ``jobs_jsonl``) read
 quarantined; the rest become a ``LogBatch`` (a ``SacctBatch`` that also counts the records
 skipped on purpose) through ``batch_from_records``, or ``parse_lines`` for a line-per-record
 text. ``epoch_time``, ``count_or_none``, ``tres_summary`` and ``expanded_nodes`` convert one
-value, raising ``RecordError`` naming the field. All pure.
+value, raising ``RecordError`` naming the field; ``check_bounds`` refuses a run whose sizes
+are beyond ``models.frames.RUN_BOUNDS`` (``parse_lines`` applies it to every run). All pure.
 """
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -20,6 +22,7 @@ import polars as pl
 
 from ingest.sources.sacct import SacctBatch
 from models import frames
+from models.frames import MAX_COUNT, MAX_TRES_COUNT, RUN_BOUNDS
 from models.hostlist import EMPTY_HOSTLISTS, expand_hostlist
 
 
@@ -64,6 +67,12 @@ def parse_lines(text: str, *, source: str, read: Callable[[str], dict[str, Any] 
             continue
         if isinstance(result, str):
             skipped[result] += 1
+            continue
+        try:
+            check_bounds(result)
+        except RecordError as exc:
+            refused.append({"source": source, "line_no": line_no, "record_id": result.get("job_id"),
+                            "field": exc.field, "reason": exc.reason, "raw": line})  # fmt: skip
             continue
         result.update(source=source, source_line=line_no)
         runs.append(result)
@@ -144,9 +153,6 @@ def expanded_nodes(nodelist: str | None, field: str) -> list[str]:
         raise RecordError(field, str(exc)) from exc
 
 
-MAX_COUNT = 2**31 - 1  # the count columns are Int32
-
-
 def count_or_none(value: float | None, field: str) -> int | None:
     """Return ``value`` as a count (0 to 2^31 - 1); RecordError naming ``field`` otherwise."""
     if value is None:
@@ -154,3 +160,26 @@ def count_or_none(value: float | None, field: str) -> int | None:
     if not 0 <= value <= MAX_COUNT:
         raise RecordError(field, f"expected a count from 0 to {MAX_COUNT}, found {value}")
     return int(value)
+
+
+_WHY = "no job reaches it; see docs/ingest.md#bounds"
+
+
+def _beyond(value: float, bound: int) -> bool:
+    return not (math.isfinite(value) and abs(value) <= bound)
+
+
+def check_bounds(run: Mapping[str, Any]) -> None:
+    """Return when a run row's sizes are within ``frames.RUN_BOUNDS`` and each TRES count within
+    ``MAX_TRES_COUNT``; RecordError naming the first that is not (docs/ingest.md#bounds)."""
+    for name, bound in RUN_BOUNDS.items():
+        value = run.get(name)
+        if value is not None and _beyond(value, bound):
+            raise RecordError(name, f"{name} {value} is beyond the bound of {bound} ({_WHY})")
+    for item in run.get("tres") or ():
+        if _beyond(item["count"], MAX_TRES_COUNT):
+            raise RecordError(
+                f"tres.{item['name']}",
+                f"TRES {item['name']} {item['count']} is beyond the bound of {MAX_TRES_COUNT}"
+                f" ({_WHY})",
+            )

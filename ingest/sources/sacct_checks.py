@@ -12,6 +12,7 @@ import polars as pl
 
 from ingest.sources.sacct_fields import BASE_STATES, CANONICAL, JOB_ID_RAW, NO_LIMIT, NULL_TIMES
 from ingest.sources.sacct_values import integer, local_time, raw, text
+from models.frames import MAX_COUNT, MAX_ELAPSED_S, MAX_MEM_MB, MAX_TRES_COUNT
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,7 @@ def line_checks(names: list[str], *, cluster_given: bool, tz: str) -> list[Check
             Check("Elapsed", filled("elapsed") & pl.col("_elapsed").is_null(),
                    found("elapsed", "a duration [D-]HH:MM:SS"))
         )  # fmt: skip
+    checks += _bound_checks(names, alloc)
     limit = "timelimitraw" if "timelimitraw" in names else "timelimit"
     checks.append(
         Check(CANONICAL[limit], ~raw(limit).is_in(NO_LIMIT) & pl.col("timelimit_s").is_null(),
@@ -119,6 +121,34 @@ def line_checks(names: list[str], *, cluster_given: bool, tz: str) -> list[Check
     return [misshapen] + [
         Check(c.field, shape_ok & c.bad, c.reason) for c in sorted(checks, key=position)
     ]
+
+
+def _bound_checks(names: list[str], alloc: pl.Expr) -> list[Check]:
+    """Return the checks refusing an allocation line whose sizes are beyond
+    ``models.frames.RUN_BOUNDS`` (docs/ingest.md#bounds); the TRES ones name AllocTRES."""
+    elapsed = "ElapsedRaw" if "elapsedraw" in names else "Elapsed"
+    sizes = [
+        ("AllocTRES", "alloc_mem_mb", pl.col("alloc_mem_mb"), MAX_MEM_MB),
+        ("AllocTRES", "billing", pl.col("billing"), MAX_TRES_COUNT),
+        ("AllocTRES", "cpu", pl.col("_tres_cpu"), MAX_COUNT),
+        ("AllocTRES", "node", pl.col("_tres_node"), MAX_COUNT),
+        ("AllocTRES", "gres/gpu", pl.col("_gpus"), MAX_COUNT),
+        (elapsed, "elapsed_s", pl.col("elapsed_s"), MAX_ELAPSED_S),
+    ]
+    checks = [
+        Check(field, alloc & ~(value.abs() <= bound),
+              pl.format(f"{name} {{}} is beyond the bound of {bound} ({_BOUND_NOTE})", value))
+        for field, name, value, bound in sizes
+    ]  # fmt: skip
+    count = pl.element().struct.field("count")
+    beyond = pl.col("tres").list.eval(~(count.abs() <= MAX_TRES_COUNT)).list.any()
+    named = pl.any_horizontal(c.bad.fill_null(False) for c in checks if c.field == "AllocTRES")
+    reason = f"a TRES count is beyond the bound of {MAX_TRES_COUNT} ({_BOUND_NOTE}): {{}}"
+    checks.append(Check("AllocTRES", alloc & beyond & ~named, pl.format(reason, raw("alloctres"))))
+    return checks
+
+
+_BOUND_NOTE = "no job reaches it; see docs/ingest.md#bounds"
 
 
 def refused_columns(checks: list[Check], source: str) -> list[pl.Expr]:

@@ -34,6 +34,7 @@ from ingest.sources.records import (
     LogBatch,
     RecordError,
     batch_from_records,
+    check_bounds,
     count_or_none,
     epoch_time,
     expanded_nodes,
@@ -125,6 +126,7 @@ def parse_sacct_json(text: str, *, source: str, cluster: str | None = None) -> L
     for index, job in enumerate(jobs, start=1):
         try:
             run = _run(job, cluster, legacy=layout in LEGACY_PLUGINS)
+            check_bounds(run)
         except RecordError as exc:
             refused.append(_refused(source, index, job, exc))
             continue

@@ -5,7 +5,9 @@ rate card in force then: ``amount = quantity × hours × unit price × QOS multi
 half-even to the policy's quantum (cents by default) *per line*; totals are sums of lines.
 The arithmetic is exact: prices and multipliers become integers of millionths, quantities and
 seconds are integers, the product is an Int128 and the one division rounds half-even in integer
-arithmetic. No float touches an amount. See ``docs/money.md`` for every rule.
+arithmetic. No float touches an amount. A run whose charge cannot be computed exactly (a size
+beyond ``models.frames.RUN_BOUNDS``, a product beyond ``MAX_PRODUCT``) is unbilled with the
+reason, never an error for the others. See ``docs/money.md`` for every rule.
 """
 
 from __future__ import annotations
@@ -16,13 +18,28 @@ from decimal import Decimal
 import polars as pl
 
 from models.errors import PolicyError
-from models.frames import UTC_TIME
+from models.frames import UTC_TIME, beyond_bound
 from models.money.frames import LINES, MONEY, UNBILLED
 from models.money.grants import Charging, RateCard, assign_grants, day_start
 from models.policy import Policy
 
 MICRO = 10**6  # prices and multipliers are held as integer millionths
 MB_PER_GIB = 1024
+# The largest quantity x seconds x price x multiplier a line may have. The product is an Int128
+# (below 2^127 ~ 1.7e38), which polars wraps silently on overflow; its Float64 estimate is within
+# 1e-15 of it, so a line estimated below 1e37 is computed exactly, and its amount (at most
+# ~2.8e21 currency units) leaves MONEY room for sums of 10^10 lines. A run with a line beyond it
+# is unbilled. Within ``models.frames.RUN_BOUNDS`` only an absurd price or multiplier gets there.
+MAX_PRODUCT = 1e37
+
+
+RESOURCE_COLUMNS = {
+    "alloc_cpus": "cpu",
+    "alloc_gpus": "gpu",
+    "alloc_mem_mb": "mem",
+    "alloc_nodes": "node",
+}
+RESOURCE_ORDER = {"cpu": 0, "gpu": 1, "mem": 2, "node": 3, "minimum": 4}
 
 
 @dataclass(frozen=True)
@@ -118,12 +135,24 @@ def _multipliers(cards: list[RateCard]) -> pl.DataFrame:
     return pl.DataFrame(rows, schema={"rate_card": pl.String, "qos": pl.String, "mult_u": pl.Int64})
 
 
+def _unchargeable() -> pl.Expr:
+    """Return why a run's sizes cannot be charged exactly (the first beyond its bound in
+    ``models.frames.RUN_BOUNDS``, or not a finite number), else null."""
+    return pl.coalesce(
+        pl.when(beyond_bound(c)).then(pl.format(f"{c} {{}} is beyond what can be charged", c))
+        for c in ("elapsed_s", *RESOURCE_COLUMNS)
+    )
+
+
 def _not_charged(runs: pl.DataFrame, charging: Charging) -> pl.DataFrame:
     """Return ``runs`` with a ``reason`` column: null for a run to charge, else why not."""
     last_run = pl.col("submit_at") == pl.col("submit_at").max().over("cluster", "job_id_raw")
     requeued = pl.lit(False) if charging.charge_requeued_runs else ~last_run.fill_null(value=True)
+    unchargeable = _unchargeable()
     return runs.with_columns(
-        reason=pl.when(pl.col("state").is_in(charging.uncharged_states))
+        reason=pl.when(unchargeable.is_not_null())
+        .then(unchargeable)
+        .when(pl.col("state").is_in(charging.uncharged_states))
         .then(pl.format("state {} is not charged (charging.uncharged_states)", "state"))
         .when(requeued)
         .then(pl.lit("an earlier run of a requeued job (charging.charge_requeued_runs = false)"))
@@ -172,15 +201,6 @@ def _slices(runs: pl.DataFrame, attribution: str) -> pl.DataFrame:
     ).drop("month")
 
 
-RESOURCE_COLUMNS = {
-    "alloc_cpus": "cpu",
-    "alloc_gpus": "gpu",
-    "alloc_mem_mb": "mem",
-    "alloc_nodes": "node",
-}
-RESOURCE_ORDER = {"cpu": 0, "gpu": 1, "mem": 2, "node": 3, "minimum": 4}
-
-
 def _quantities(priced: pl.DataFrame) -> pl.DataFrame:
     """Return one row per (slice, resource) with a positive integer quantity (memory in MB)."""
     return (
@@ -215,6 +235,30 @@ def _match_rates(quantities: pl.DataFrame, cards: list[RateCard]) -> pl.DataFram
         matches.filter(best)
         .join(_multipliers(cards), on=["rate_card", "qos"], how="left")
         .with_columns(pl.col("mult_u").fill_null(MICRO))
+    )
+
+
+def _too_large(lines: pl.DataFrame) -> pl.DataFrame:
+    """Return ``_run`` and ``reason`` of each run with a line whose exact product would pass
+    ``MAX_PRODUCT`` (one row per run)."""
+    estimate = (
+        pl.col("qty_num").cast(pl.Float64)
+        * pl.col("seconds").cast(pl.Float64)
+        * pl.col("price_u").cast(pl.Float64)
+        * pl.col("mult_u").cast(pl.Float64)
+    )
+    reason = pl.format(
+        "its {} charge ({} x {} s at price {} x multiplier {}) is beyond what can be charged",
+        "resource",
+        "qty_num",
+        "seconds",
+        pl.col("price_u") / MICRO,
+        pl.col("mult_u") / MICRO,
+    )
+    return (
+        lines.filter(estimate > MAX_PRODUCT)
+        .unique("_run", keep="first", maintain_order=True)
+        .select("_run", reason.alias("reason"))
     )
 
 
@@ -286,9 +330,11 @@ def charge_runs(runs: pl.DataFrame, policy: Policy) -> Charges:
     """Return the charge lines of the ended runs in ``runs`` under ``policy``.
 
     ``runs`` holds at least ``CHARGE_RUN_COLUMNS``. A run still running (no end) is not charged
-    yet and not reported; an ended run that is not charged (no grant, an uncharged end state, an
-    earlier run of a requeued job, no rate card in force or no rate matching) is in ``unbilled``
-    with the reason. Lines are in the order of ``runs``, then period, then resource.
+    yet and not reported; an ended run that is not charged (a size beyond
+    ``models.frames.RUN_BOUNDS`` or a line beyond ``MAX_PRODUCT``, which cannot be charged
+    exactly; no grant, an uncharged end state, an earlier run of a requeued job, no rate card in
+    force or no rate matching) is in ``unbilled`` with the reason: one run never fails the rest.
+    Lines are in the order of ``runs``, then period, then resource.
     """
     charging = policy.charging
     decimals = charging.decimals
@@ -321,7 +367,12 @@ def charge_runs(runs: pl.DataFrame, policy: Policy) -> Charges:
         "gpu_type",
         *RESOURCE_COLUMNS,
     )
-    lines = _amounts(_match_rates(_quantities(priced), policy.rate_cards), decimals).select(
+    matched = _match_rates(_quantities(priced), policy.rate_cards)
+    too_large = _too_large(matched)
+    unbilled.append(ended.drop("reason").join(too_large, on="_run"))
+    matched = matched.join(too_large, on="_run", how="anti")
+    priced = priced.join(too_large, on="_run", how="anti")
+    lines = _amounts(matched, decimals).select(
         "_run",
         "grant_id",
         "period",

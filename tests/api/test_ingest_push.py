@@ -4,14 +4,18 @@ quarantined with their line, field and reason, a re-post changes nothing, and th
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from live_server import live_server
+import polars as pl
+from live_server import demo_store, live_server
 from test_roles import assert_problem
 
 from api.auth import Role, create_token
+from models.frames import QUARANTINE, RUNS, STEPS, conform, empty
 from models.store import open_store
+from models.store.runs import write_batch
 
 NDJSON = {"Content-Type": "application/x-ndjson"}
 LIMIT = 4096
@@ -102,3 +106,42 @@ def test_push_lands_quarantines_and_is_idempotent(tmp_path: Path) -> None:
         assert_problem(post(body, token=auditor), 403)
         assert_problem(server.request("POST", "/v1/ingest", content=body, headers=NDJSON), 401)
         assert "b1" not in json.dumps(server.get("/v1/quarantine", token=auditor).json())
+
+
+def test_one_huge_record_never_takes_finance_down(tmp_path: Path) -> None:
+    db = tmp_path / "demo.duckdb"
+    tokens = demo_store(db)
+    ended = datetime.now(UTC) - timedelta(days=1)  # the demo's grants run until two years on
+    times = {"submit_at": f"{ended - timedelta(hours=2):%Y-%m-%dT%H:%M:%SZ}",
+             "start_at": f"{ended - timedelta(hours=1):%Y-%m-%dT%H:%M:%SZ}",
+             "end_at": f"{ended:%Y-%m-%dT%H:%M:%SZ}"}  # fmt: skip
+    # one run read before the bounds existed, written straight into the store
+    stored = {"run_key": "hpc/old1/1", "scheduler": "slurm", "cluster": "hpc", "job_id": "old1",
+              "job_id_raw": "old1", "user": "u001", "account": "physics-hpc", "partition": "cpu",
+              "state": "COMPLETED", "submit_at": ended, "start_at": ended, "end_at": ended,
+              "elapsed_s": 3600, "alloc_cpus": 4, "alloc_mem_mb": float("inf")}  # fmt: skip
+    con = open_store(db)
+    try:
+        write_batch(con, source="old.txt", scheduler="slurm",
+                    runs=conform(pl.DataFrame([stored]), RUNS), steps=empty(STEPS),
+                    quarantine=empty(QUARANTINE), lines_read=1, started_at=ended)  # fmt: skip
+    finally:
+        con.close()
+    body = "\n".join(
+        record(job, cluster="hpc", account="physics-hpc", partition="cpu", **times, **size)
+        for job, size in (("huge", {"alloc_mem_mb": 1e19}), ("fine", {"alloc_mem_mb": 4096}))
+    )
+    with live_server(tmp_path, db=db) as server:
+        pushed = server.request("POST", "/v1/ingest", token=tokens["admin"], content=body,
+                                headers=NDJSON)  # fmt: skip
+        assert pushed.status_code == 200, pushed.text
+        summary = pushed.json()
+        assert (summary["runs_new"], summary["quarantined"]) == (1, 1)
+        assert [(q["line"], q["field"]) for q in summary["quarantine"]] == [(1, "alloc_mem_mb")]
+        for path in ("/v1/grants", "/v1/periods", "/v1/unbilled?limit=5000",
+                     f"/v1/grants/NSF-PHY-2231/statements/{ended:%Y-%m}"):  # fmt: skip
+            answer = server.get(path, token=tokens["finance"])
+            assert answer.status_code == 200, (path, answer.text)
+        unbilled = server.get("/v1/unbilled?limit=5000", token=tokens["finance"]).json()["data"]
+        reasons = {r["run_key"]: r["reason"] for r in unbilled}
+        assert reasons["hpc/old1/1"] == "alloc_mem_mb inf is beyond what can be charged"

@@ -28,10 +28,12 @@ from api.usecases.money import (
 )
 from ingest.load import load_sacct_file
 from models.errors import InvalidRequest, PeriodClosed, UnknownGrant
+from models.frames import QUARANTINE, RUNS, STEPS, conform, empty
 from models.money.statement import Statement
 from models.policy import load_policy, load_policy_text
 from models.store import Connection, open_store, write_policy
 from models.store.ledger import read_statement_hashes
+from models.store.runs import write_batch
 from reports.statements import render, render_all
 from tests.strategies import examples
 
@@ -396,3 +398,29 @@ def test_an_earlier_content_that_is_current_again_is_charged_again(tmp_path: Pat
         return float(line["hours"].sum())
 
     assert (gpu_hours(first), gpu_hours(revised), gpu_hours(back)) == (3.0, 4.0, 3.0)
+
+
+def test_a_stored_run_too_large_to_charge_leaves_finance_answering(tmp_path: Path) -> None:
+    con = small_site(tmp_path / "site.duckdb")
+    cache = ChargeCache()
+    before = load_ledger(con, as_of=CLOSE_OCT, cache=cache)
+    grants = [g.id for g in before.policy.grants]
+    statements = {g: render(statement(before, g, "2026-10"), "json") for g in grants}
+    # a run read before the parsers bounded sizes: written straight into the store
+    at = datetime(2026, 10, 5, 10, 0, tzinfo=UTC)
+    poisoned = {"run_key": "lab/1999/1", "scheduler": "slurm", "cluster": "lab", "job_id": "1999",
+                "job_id_raw": "1999", "user": "alice", "account": "phys", "partition": "cpu",
+                "qos": "normal", "state": "COMPLETED", "submit_at": at, "start_at": at,
+                "end_at": at + timedelta(hours=1), "elapsed_s": 3600, "alloc_cpus": 4,
+                "alloc_nodes": 1, "alloc_mem_mb": 1e19}  # fmt: skip
+    write_batch(con, source="old.txt", scheduler="slurm",
+                runs=conform(pl.DataFrame([poisoned]), RUNS), steps=empty(STEPS),
+                quarantine=empty(QUARANTINE), lines_read=1, started_at=LATER_PULL)  # fmt: skip
+    for state in (
+        load_ledger(con, as_of=CLOSE_OCT),
+        load_ledger(con, as_of=CLOSE_OCT, cache=cache),
+    ):
+        row = state.unbilled.filter(pl.col("run_key") == "lab/1999/1")
+        assert row["reason"].to_list() == ["alloc_mem_mb 1e+19 is beyond what can be charged"]
+        for g in grants:  # every grant's statement, the poisoned run's grant's too, unchanged
+            assert render(statement(state, g, "2026-10"), "json") == statements[g], g

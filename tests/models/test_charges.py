@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 
 import polars as pl
 import pytest
@@ -11,9 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from models.errors import PolicyError
+from models.frames import MAX_COUNT, MAX_ELAPSED_S, MAX_MEM_MB
 from models.money.charges import Charges, charge_runs, recharge
 from models.money.frames import CHARGE_RUNS
-from models.money.grants import RateCard
+from models.money.grants import RESOURCES, RateCard
 from models.money.quotes import quote_run
 from models.policy import Policy, load_policy_text
 from tests.strategies import examples
@@ -418,3 +419,79 @@ def test_charging_the_touched_jobs_again_equals_charging_every_run(
     got = sorted_charges(recharge(charges, runs_of_touched, rules))
     want = sorted_charges(charge_runs(runs_of(now), rules))
     assert got[0].equals(want[0]) and got[1].equals(want[1])
+
+
+def test_a_run_too_large_to_charge_is_unbilled_and_the_others_are_charged() -> None:
+    good = run("g", start=at(2026, 2, 1), hours=2, cpus=4, account="b")  # G-2
+    clean = charge_runs(frame(good), policy())
+    poisoned = {
+        "mem": run("m", start=at(2026, 2, 1), hours=2, mem_mb=1e19),
+        "nan": run("n", start=at(2026, 2, 1), hours=2, mem_mb=float("nan")),
+        "inf": run("i", start=at(2026, 2, 1), hours=2, mem_mb=float("-inf")),
+        "elapsed": {**run("e", start=at(2026, 2, 1), hours=2), "elapsed_s": 10**15},
+    }
+    charges = charge_runs(frame(good, *poisoned.values()), policy())
+    assert charges.lines.equals(clean.lines)  # the other grant's lines, unchanged
+    assert dict(charges.unbilled.select("run_key", "reason").iter_rows()) == {
+        "m": "alloc_mem_mb 1e+19 is beyond what can be charged",
+        "n": "alloc_mem_mb NaN is beyond what can be charged",
+        "i": "alloc_mem_mb -inf is beyond what can be charged",
+        "e": "elapsed_s 1000000000000000 is beyond what can be charged",
+    }
+    # the cache's path: charging the touched jobs again keeps the run unbilled
+    again = recharge(clean, frame(poisoned["mem"]), policy())
+    assert again.lines.equals(clean.lines)
+    assert again.unbilled["reason"].to_list() == [
+        "alloc_mem_mb 1e+19 is beyond what can be charged"
+    ]
+
+
+def test_a_line_whose_exact_product_would_overflow_leaves_its_run_unbilled() -> None:
+    card = RateCard(
+        id="r",
+        effective=date(2026, 1, 1),
+        rates=[{"resource": "cpu", "price": Decimal("1000000000000")}],  # type: ignore[list-item]
+        qos_multipliers={"q": Decimal("1000")},
+    )
+    p = policy().model_copy(update={"rate_cards": [card]})
+    good = run("g", start=at(2026, 2, 1), hours=2, cpus=4)
+    huge = run("h", start=at(2026, 2, 1), hours=2000, cpus=MAX_COUNT, qos="q")
+    charges = charge_runs(frame(good, huge), p)
+    assert charges.lines["run_key"].to_list() == ["g"]
+    assert charges.lines["amount"].to_list() == [Decimal("8000000000000.00")]  # 4 x 2 h x 1e12
+    (reason,) = charges.unbilled["reason"].to_list()
+    assert reason.startswith("its cpu charge (2147483647 x 7200000 s")
+    assert reason.endswith("is beyond what can be charged")
+
+
+@settings(max_examples=examples(60), deadline=None)
+@given(
+    cpus=st.integers(0, MAX_COUNT),
+    mem_mb=st.integers(0, MAX_MEM_MB),
+    gpus=st.integers(0, MAX_COUNT),
+    nodes=st.integers(1, MAX_COUNT),
+    seconds=st.integers(1, MAX_ELAPSED_S),
+    price=st.decimals("0.000001", "10", places=6),
+)
+def test_runs_within_the_bounds_are_charged_exactly(
+    cpus: int, mem_mb: int, gpus: int, nodes: int, seconds: int, price: Decimal
+) -> None:
+    card = RateCard(
+        id="r",
+        effective=date(2026, 1, 1),
+        rates=[{"resource": r, "price": price} for r in RESOURCES],  # type: ignore[misc]
+        qos_multipliers={"q": Decimal("1.5")},
+    )
+    p = policy().model_copy(update={"rate_cards": [card]})
+    start = at(2026, 1, 2)
+    r = run("1", start=start, hours=0, cpus=cpus, mem_mb=mem_mb, gpus=gpus, nodes=nodes, qos="q")
+    r["elapsed_s"] = seconds  # the end stays in the grant (charging reads Elapsed)
+    r["end_at"] = start + timedelta(hours=1)
+    charges = charge_runs(frame(r), p)
+    assert charges.unbilled.is_empty()
+    got = dict(charges.lines.select("resource", "amount").iter_rows())
+    qty = {"cpu": Decimal(cpus), "gpu": Decimal(gpus), "mem": Decimal(mem_mb) / 1024,
+           "node": Decimal(nodes)}  # fmt: skip
+    with localcontext(prec=60):  # exact for these sizes: no rounding before the quantum's
+        want = {res: reference_amount(q, seconds, price, Decimal("1.5")) for res, q in qty.items()}
+    assert got == {res: a for res, a in want.items() if qty[res] > 0}
