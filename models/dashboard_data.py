@@ -151,29 +151,28 @@ def ingest_table(states: pl.DataFrame, totals: pl.DataFrame, *, as_of: datetime)
 
 BURNDOWN_POINTS: dict[str, pl.DataType] = {
     "day": pl.Date(),
-    "series": pl.String(),  # "spent so far" or "forecast"
+    "series": pl.String(),  # "spent so far" (or the caller's label) or "forecast"
     "remaining": pl.Float64(),  # budget - spent, in the grant's unit (for drawing only)
     "spent": pl.Float64(),
 }
 
 
-def burndown_points(burndown: pl.DataFrame) -> pl.DataFrame:
+def burndown_points(burndown: pl.DataFrame, *, actual: str = "spent so far") -> pl.DataFrame:
     """Return a statement's burn-down (``BURNDOWN_COLUMNS``) as chart points
-    (``BURNDOWN_POINTS``): the actual days, then the forecast starting from the last actual day
-    so that the two lines meet. Amounts become floats: a chart draws, it never sums money."""
-    points = burndown.select(
+    (``BURNDOWN_POINTS``), by day: the actual days (series ``actual``), then the forecast
+    starting from the last actual day so that the two lines meet. Amounts become floats: a
+    chart draws, it never sums money. The dashboards and the PDF statement both draw these."""
+    points = burndown.sort("day").select(
         "day",
-        series=pl.when(pl.col("forecast"))
-        .then(pl.lit("forecast"))
-        .otherwise(pl.lit("spent so far")),
+        series=pl.when(pl.col("forecast")).then(pl.lit("forecast")).otherwise(pl.lit(actual)),
         remaining=pl.col("remaining").cast(pl.Float64),
         spent=pl.col("spent").cast(pl.Float64),
     )
-    actual = points.filter(pl.col("series") == "spent so far")
+    spent = points.filter(pl.col("series") == actual)
     ahead = points.filter(pl.col("series") == "forecast")
-    if actual.height and ahead.height:
-        ahead = pl.concat([actual.tail(1).with_columns(series=pl.lit("forecast")), ahead])
-    return pl.concat([actual, ahead]).select(
+    if spent.height and ahead.height:
+        ahead = pl.concat([spent.tail(1).with_columns(series=pl.lit("forecast")), ahead])
+    return pl.concat([spent, ahead]).select(
         [pl.col(name).cast(dtype) for name, dtype in BURNDOWN_POINTS.items()]
     )
 

@@ -6,6 +6,7 @@ import altair as alt
 import polars as pl
 import vl_convert
 
+from models.dashboard_data import burndown_points as dashboard_points
 from models.money.statement import Statement
 
 WIDTH = 520
@@ -13,25 +14,11 @@ HEIGHT = 210
 
 
 def burndown_points(statement: Statement) -> pl.DataFrame:
-    """Return the chart's points: day (ISO text), remaining (float, display only), series.
-
-    ``series`` is "actual" or "forecast"; the last actual day is repeated in the forecast
-    series so that the dashed line starts where the solid one ends.
-    """
-    frame = statement.burndown.sort("day").select(
-        pl.col("day").dt.strftime("%Y-%m-%d"),
-        pl.col("remaining").cast(pl.String).cast(pl.Float64),
-        pl.when(pl.col("forecast"))
-        .then(pl.lit("forecast"))
-        .otherwise(pl.lit("actual"))
-        .alias("series"),
-    )
-    actual = frame.filter(pl.col("series") == "actual")
-    forecast = frame.filter(pl.col("series") == "forecast")
-    if actual.height and forecast.height:
-        joint = actual.tail(1).with_columns(pl.lit("forecast").alias("series"))
-        forecast = pl.concat([joint, forecast])
-    return pl.concat([actual, forecast])
+    """Return the chart's points: day (ISO text), remaining (float, display only), series
+    ("actual" or "forecast", the forecast starting on the last actual day): the dashboards'
+    points (``models.dashboard_data.burndown_points``) with the statement's labels."""
+    points = dashboard_points(statement.burndown, actual="actual")
+    return points.select(pl.col("day").dt.strftime("%Y-%m-%d"), "remaining", "series")
 
 
 def burndown_chart(statement: Statement) -> alt.LayerChart:
