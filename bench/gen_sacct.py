@@ -445,7 +445,7 @@ def policy(gen: Generator) -> Policy:
         assocs += [
             Association(cluster=cluster, account=a, user=u)
             for u, accounts in gen.accounts.items()
-            for a in accounts
+            for a in dict.fromkeys(accounts)  # a second group may repeat the first: one association
         ]
     return Policy(
         clusters=[
