@@ -32,6 +32,7 @@ from api.schemas import (
 from api.settings import Settings
 from api.usecases.compliance import refresh_compliance
 from api.usecases.money import ChargeCache
+from models.errors import NoActivePolicy
 from models.fairshare.factors import compute_factors
 from models.fairshare.frames import FACTORS
 from models.fairshare.snapshots import (
@@ -245,7 +246,7 @@ class Service:
                 try:
                     self.publish()
                     refresh_compliance(self.store, self.clock())  # verdicts; never raises
-                except NotReady as exc:  # no policy yet: say so, without a traceback
+                except (NotReady, NoActivePolicy) as exc:  # say so, without a traceback
                     log.warning("recompute skipped: %s", exc)
                     self.recompute_status = self.recompute_status.model_copy(
                         update={"last_at": self.clock(), "error": str(exc)}

@@ -71,6 +71,7 @@ MAX_COUNT = 2**31 - 1  # CPUs, GPUs, nodes: the Int32 count columns
 MAX_MEM_MB = 2**40  # 1 EiB, ~100 times the memory of today's largest machine
 MAX_ELAPSED_S = 3_155_760_000  # 100 years of 365.25 days
 MAX_TRES_COUNT = 2**53  # billing and every TRES count: beyond it a Float64 is not exact
+BOUNDS_NOTE = "no job reaches it; see docs/ingest.md#bounds"  # ends a refusal's reason
 RUN_BOUNDS: dict[str, int] = {
     "elapsed_s": MAX_ELAPSED_S,
     "alloc_nodes": MAX_COUNT,
@@ -132,17 +133,18 @@ def conform(df: pl.DataFrame, schema: dict[str, pl.DataType]) -> pl.DataFrame:
     a value that cannot be cast raises :class:`SchemaMismatch` naming the column, the field path
     (``tres[].count``) and, for a value, the first one that does not fit.
     """
+    have = df.schema
     exprs = []
     for name, dtype in schema.items():
-        if name in df.columns:
-            exprs.append(_by_name(pl.col(name), df.schema[name], dtype, name).alias(name))
+        if name in have:
+            exprs.append(_by_name(pl.col(name), have[name], dtype, name).alias(name))
         else:
             exprs.append(pl.lit(None).cast(dtype).alias(name))
     try:
         return df.select(exprs)
     except (pl.exceptions.InvalidOperationError, pl.exceptions.ComputeError) as exc:
         for name, dtype in schema.items():
-            if name in df.columns:
+            if name in have:
                 _raise_if_unfit(df.get_column(name), dtype, name)
         raise SchemaMismatch(f"the frame does not fit its schema: {exc}") from exc
 

@@ -22,7 +22,7 @@ import polars as pl
 
 from ingest.sources.sacct import SacctBatch
 from models import frames
-from models.frames import MAX_COUNT, MAX_TRES_COUNT, RUN_BOUNDS
+from models.frames import BOUNDS_NOTE, MAX_COUNT, MAX_TRES_COUNT, RUN_BOUNDS
 from models.hostlist import EMPTY_HOSTLISTS, expand_hostlist
 
 
@@ -162,9 +162,6 @@ def count_or_none(value: float | None, field: str) -> int | None:
     return int(value)
 
 
-_WHY = "no job reaches it; see docs/ingest.md#bounds"
-
-
 def _beyond(value: float, bound: int) -> bool:
     return not (math.isfinite(value) and abs(value) <= bound)
 
@@ -175,11 +172,13 @@ def check_bounds(run: Mapping[str, Any]) -> None:
     for name, bound in RUN_BOUNDS.items():
         value = run.get(name)
         if value is not None and _beyond(value, bound):
-            raise RecordError(name, f"{name} {value} is beyond the bound of {bound} ({_WHY})")
+            raise RecordError(
+                name, f"{name} {value} is beyond the bound of {bound} ({BOUNDS_NOTE})"
+            )
     for item in run.get("tres") or ():
         if _beyond(item["count"], MAX_TRES_COUNT):
             raise RecordError(
                 f"tres.{item['name']}",
                 f"TRES {item['name']} {item['count']} is beyond the bound of {MAX_TRES_COUNT}"
-                f" ({_WHY})",
+                f" ({BOUNDS_NOTE})",
             )

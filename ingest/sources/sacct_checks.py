@@ -12,7 +12,7 @@ import polars as pl
 
 from ingest.sources.sacct_fields import BASE_STATES, CANONICAL, JOB_ID_RAW, NO_LIMIT, NULL_TIMES
 from ingest.sources.sacct_values import integer, local_time, raw, text
-from models.frames import MAX_COUNT, MAX_ELAPSED_S, MAX_MEM_MB, MAX_TRES_COUNT
+from models.frames import BOUNDS_NOTE, MAX_COUNT, MAX_ELAPSED_S, MAX_MEM_MB, MAX_TRES_COUNT
 
 
 @dataclass(frozen=True)
@@ -137,18 +137,15 @@ def _bound_checks(names: list[str], alloc: pl.Expr) -> list[Check]:
     ]
     checks = [
         Check(field, alloc & ~(value.abs() <= bound),
-              pl.format(f"{name} {{}} is beyond the bound of {bound} ({_BOUND_NOTE})", value))
+              pl.format(f"{name} {{}} is beyond the bound of {bound} ({BOUNDS_NOTE})", value))
         for field, name, value, bound in sizes
     ]  # fmt: skip
     count = pl.element().struct.field("count")
     beyond = pl.col("tres").list.eval(~(count.abs() <= MAX_TRES_COUNT)).list.any()
     named = pl.any_horizontal(c.bad.fill_null(False) for c in checks if c.field == "AllocTRES")
-    reason = f"a TRES count is beyond the bound of {MAX_TRES_COUNT} ({_BOUND_NOTE}): {{}}"
+    reason = f"a TRES count is beyond the bound of {MAX_TRES_COUNT} ({BOUNDS_NOTE}): {{}}"
     checks.append(Check("AllocTRES", alloc & beyond & ~named, pl.format(reason, raw("alloctres"))))
     return checks
-
-
-_BOUND_NOTE = "no job reaches it; see docs/ingest.md#bounds"
 
 
 def refused_columns(checks: list[Check], source: str) -> list[pl.Expr]:

@@ -57,14 +57,14 @@ def read_snapshot(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyCon
 @contextmanager
 def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
     """Yield ``con`` inside one write transaction: committed when the block ends, rolled back
-    (and the error raised again) when it raises."""
+    (and the error raised again) when it or the commit raises."""
     con.execute("BEGIN TRANSACTION")
     try:
         yield con
+        con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
-    con.execute("COMMIT")
 
 
 def read_frame(con: duckdb.DuckDBPyConnection, query: str, params: object = None) -> pl.DataFrame:

@@ -14,7 +14,7 @@ import polars as pl
 from models.errors import StoreError
 from models.money.frames import LEDGER, MONEY
 from models.store.audit import append_audit
-from models.store.db import read_frame
+from models.store.db import read_frame, transaction
 
 _COLUMNS = ", ".join(f'"{c}"' for c in LEDGER)
 
@@ -93,8 +93,7 @@ def write_period_close(
     made_with = made_with or {}
     frozen = lines.select(list(LEDGER)).with_columns(pl.col("amount").cast(MONEY))
     total = frozen.select(pl.col("amount").sum()).item() if frozen.height else Decimal(0)
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         if con.execute("SELECT 1 FROM ledger_periods WHERE period = ?", [period]).fetchall():
             raise StoreError(f"period {period} is already closed")
         con.register("frozen_lines", frozen.to_arrow())
@@ -127,10 +126,6 @@ def write_period_close(
                 **({"made_with": dict(sorted(made_with.items()))} if made_with else {}),
             },
         )
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return ClosedPeriod(period, closed_at, closed_by, policy_version, frozen.height, total)
 
 
@@ -149,8 +144,7 @@ def write_entry(
     resource: str | None = None,
 ) -> int:
     """Store a refund or manual adjustment (and its audit entry); return its entry id."""
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         row = con.execute(
             "INSERT INTO ledger_entries (posted_period, kind, refers_period, grant_id, run_key, "
             "resource, amount, reason, author, posted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
@@ -184,10 +178,6 @@ def write_entry(
                 "reason": reason,
             },
         )
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return int(row[0])
 
 
